@@ -1,0 +1,221 @@
+//! Fatal errors, panics and goroutine dumps (Go: panic.go `throw`/`fatal`,
+//! traceback.go, `runtime.Stack`).
+
+use crate::config::{settings, Traceback};
+use crate::sched::g::{status_string, Switch, G, G_DEAD, G_WAITING};
+use crate::sched::m::getg;
+use crate::sched::schedt::SCHED;
+use std::any::Any;
+use std::backtrace::Backtrace;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+use std::sync::atomic::Ordering;
+
+/// Reports an impossible runtime state and ends the process with status 2
+/// (Go: `throw`). Usage: `throw!("fn_name: what")`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! throw {
+    ($($arg:tt)*) => { $crate::debug::throw_impl(format_args!($($arg)*)) };
+}
+
+/// Body of [`throw!`].
+#[doc(hidden)]
+#[cold]
+#[inline(never)]
+pub fn throw_impl(args: fmt::Arguments<'_>) -> ! {
+    fatal_exit(&format!("fatal error: {args}\n"), true)
+}
+
+/// Prints `text` and, if `dump`, every goroutine; then exits with status 2 (or aborts
+/// with `GORT_TRACEBACK=crash`).
+fn fatal_exit(text: &str, dump: bool) -> ! {
+    let mut out = String::from(text);
+    if dump && settings().traceback != Traceback::None {
+        out.push('\n');
+        dump_goroutines(&mut out, None);
+    }
+    let _ = std::io::stderr().write_all(out.as_bytes());
+    if settings().traceback == Traceback::Crash {
+        std::process::abort();
+    }
+    std::process::exit(2)
+}
+
+/// Go: `fatal("thread exhaustion")` after `checkmcount`.
+pub(crate) fn fatal_thread_exhaustion(max: i64) -> ! {
+    fatal_exit(
+        &format!("runtime: program exceeds {max}-thread limit\nfatal error: thread exhaustion\n"),
+        true,
+    )
+}
+
+/// Go: `newosproc` failure.
+pub(crate) fn fatal_os_thread(have: i64, e: &std::io::Error) -> ! {
+    fatal_exit(
+        &format!(
+            "runtime: failed to create new OS thread (have {have} already; errno={})\nfatal error: newosproc\n",
+            e.raw_os_error().unwrap_or(0)
+        ),
+        true,
+    )
+}
+
+/// An unrecovered panic, carried from the goroutine's stack to g0 for printing.
+pub(crate) struct FatalReport {
+    msg: String,
+    location: Option<String>,
+    backtrace: Option<Backtrace>,
+}
+
+/// Text of a panic payload (`&str`, `String`, or a placeholder with the type).
+pub(crate) fn payload_text(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".to_string()
+    }
+}
+
+/// Installs the panic hook: an unrecovered panic in a goroutine that does not isolate
+/// panics prints Go's report and ends the process with status 2. Other panics (plain
+/// threads, isolated goroutines) go to the previous hook.
+pub(crate) fn install_panic_hook() {
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(g) = getg() {
+            if !(settings().panic_isolation || g.isolates_panics()) {
+                let report = FatalReport {
+                    msg: payload_text(info.payload()),
+                    location: info.location().map(|l| l.to_string()),
+                    backtrace: (settings().traceback != Traceback::None)
+                        .then(Backtrace::force_capture),
+                };
+                // Print on g0's larger stack; g0 exits the process.
+                g.switch_to_g0(Switch::Fatal(Box::new(report)));
+            }
+        }
+        prev(info)
+    }));
+}
+
+/// A panic reached the goroutine's root without the hook ending the process (a user
+/// hook replaced ours): report it as fatal from g0.
+pub(crate) fn panic_escaped(payload: &(dyn Any + Send)) {
+    if let Some(g) = getg() {
+        let report = FatalReport {
+            msg: payload_text(payload),
+            location: None,
+            backtrace: None,
+        };
+        g.switch_to_g0(Switch::Fatal(Box::new(report)));
+    }
+}
+
+/// Prints an unrecovered panic of `gp` as Go does and exits with status 2. Runs on g0.
+pub(crate) fn fatal_panic(gp: &'static G, r: &FatalReport) -> ! {
+    let mut out = format!("panic: {}\n\n", r.msg);
+    let _ = writeln!(
+        out,
+        "goroutine {} [running]:",
+        gp.goid.load(Ordering::Relaxed)
+    );
+    if let Some(loc) = &r.location {
+        let _ = writeln!(out, "panicked at {loc}");
+    }
+    if let Some(bt) = &r.backtrace {
+        let _ = write!(out, "{bt}");
+    }
+    if !gp.is_main.get() {
+        let _ = writeln!(out, "created by {}", gp.gopc());
+    }
+    if matches!(
+        settings().traceback,
+        Traceback::All | Traceback::System | Traceback::Crash
+    ) {
+        out.push('\n');
+        dump_goroutines(&mut out, Some(gp));
+    }
+    let _ = std::io::stderr().write_all(out.as_bytes());
+    if settings().traceback == Traceback::Crash {
+        std::process::abort();
+    }
+    std::process::exit(2)
+}
+
+/// Appends a header (and creation site) for every live goroutine except `skip`.
+fn dump_goroutines(out: &mut String, skip: Option<&G>) {
+    let gs: Vec<&'static G> = match SCHED.allgs.try_lock() {
+        Ok(v) => v.clone(),
+        Err(_) => {
+            out.push_str("(goroutine list unavailable: allgs is locked)\n");
+            return;
+        }
+    };
+    for g in gs {
+        if skip.is_some_and(|s| std::ptr::eq(s, g)) || g.status() == G_DEAD {
+            continue;
+        }
+        write_header(out, g);
+        out.push_str("\t(stack not walked: goroutine is not running)\n");
+        write_created_by(out, g);
+        out.push('\n');
+    }
+}
+
+fn write_header(out: &mut String, g: &G) {
+    let st = g.status();
+    let what = if st == G_WAITING {
+        g.waitreason().as_str()
+    } else {
+        status_string(st)
+    };
+    let _ = write!(out, "goroutine {} [{}", g.goid.load(Ordering::Relaxed), what);
+    if let Some(n) = g.name() {
+        let _ = write!(out, ", {n:?}");
+    }
+    out.push_str("]:\n");
+}
+
+fn write_created_by(out: &mut String, g: &G) {
+    if g.goid.load(Ordering::Relaxed) != 1 {
+        let _ = writeln!(out, "created by {}", g.gopc());
+    }
+}
+
+/// A goroutine dump, as Go's `runtime.Stack`: the calling goroutine's header and stack,
+/// then with `all` a header and creation site for every other live goroutine.
+///
+/// ```
+/// gort::run(|| {
+///     let dump = gort::stack(false);
+///     assert!(dump.starts_with(&format!("goroutine {} [running", gort::goid())));
+/// });
+/// ```
+pub fn stack(all: bool) -> String {
+    let mut out = String::new();
+    let me = getg();
+    if let Some(g) = me {
+        write_header(&mut out, g);
+        let bt = Backtrace::force_capture();
+        // Resolve symbols on g0's stack: symbolisation is deep and goroutine stacks are
+        // small.
+        let mut text = String::new();
+        crate::sched::park::systemstack(&mut || text = bt.to_string());
+        out.push_str(&text);
+        write_created_by(&mut out, g);
+    }
+    if all {
+        if me.is_some() {
+            out.push('\n');
+        }
+        dump_goroutines(&mut out, me);
+        while out.ends_with("\n\n") {
+            out.pop();
+        }
+    }
+    out
+}
+

@@ -1,0 +1,141 @@
+//! Start-up (Go: `schedinit`) and `run` (Go: `runtime.main`).
+
+use crate::api::{JoinHandle, Packet};
+use crate::config::settings;
+use crate::sched::g::Exit;
+use crate::sched::idle::{acquirep, new_run_m};
+use crate::sched::m::{getg, getm, setm, M};
+use crate::sched::p::P;
+use crate::sched::schedt::SCHED;
+use std::cell::Cell;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Once};
+
+static INIT: Once = Once::new();
+
+/// Starts the runtime if it is not running (Go: `schedinit` + `procresize`): fixes the
+/// settings, creates the Ps (all idle; Ms start on demand), installs the fault handler
+/// and the panic hook.
+pub(crate) fn ensure_init() {
+    if SCHED.started.load(Ordering::Acquire) {
+        return;
+    }
+    INIT.call_once(|| {
+        let s = settings();
+        let mut l = SCHED.lock();
+        for i in 0..s.maxprocs {
+            let p: &'static P = Box::leak(Box::new(P::new(i as u32)));
+            SCHED.allp[i].store(p as *const P as *mut P, Ordering::Release);
+        }
+        // Idle list in reverse so that P0 is handed out first.
+        for i in (0..s.maxprocs).rev() {
+            l.pidleput(SCHED.p(i).expect("just created"));
+        }
+        SCHED.gomaxprocs.store(s.maxprocs as u32, Ordering::Release);
+        drop(l);
+        crate::os::signal::install();
+        crate::debug::install_panic_hook();
+        SCHED.started.store(true, Ordering::Release);
+    });
+}
+
+thread_local! {
+    /// The M this thread used for an earlier `run`, reused by later ones.
+    static RUN_M: Cell<Option<&'static M>> = const { Cell::new(None) };
+}
+
+/// Starts the runtime if needed and runs `f` as a main goroutine, on the calling thread
+/// while there is work for it, returning its value (Go: `runtime.main`).
+///
+/// The calling thread becomes an M: it takes an idle P (if one is free), runs `f` as a
+/// goroutine on it, and keeps scheduling goroutines until `f` is done or its P runs out
+/// of work; then it waits for `f`. The first `run` of the process runs on m0 and its
+/// goroutine is goroutine 1.
+///
+/// Unlike Go's `main`, returning from `run` does not end the other goroutines: they keep
+/// running on the runtime's threads. `#[gort::main]` returns from `fn main`, which ends
+/// the process as in Go. Called from a goroutine, `run` just calls `f`.
+///
+/// A panic in `f` follows the panic settings: by default the process exits with status 2
+/// after printing the panic (Go's semantics); with
+/// [`Config::panic_isolation`](crate::Config::panic_isolation) it is resumed on the
+/// calling thread.
+///
+/// ```
+/// let sum = gort::run(|| {
+///     let hs: Vec<_> = (1..=10u64).map(|i| gort::go(move || i * i)).collect();
+///     hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+/// });
+/// assert_eq!(sum, 385);
+/// ```
+#[track_caller]
+pub fn run<T, F>(f: F) -> T
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    if getg().is_some() {
+        return f();
+    }
+    let gopc = std::panic::Location::caller();
+    ensure_init();
+    let m = RUN_M.with(|c| match c.get() {
+        Some(m) => m,
+        None => {
+            let m = new_run_m();
+            c.set(Some(m));
+            m
+        }
+    });
+    let prev = getm();
+    setm(Some(m));
+    m.record_tid();
+    crate::os::signal::minit();
+    if let Some(p) = SCHED.lock().pidleget() {
+        acquirep(m, p);
+    }
+
+    let packet: Arc<Packet<T>> = Arc::new(Packet::new());
+    let pk = packet.clone();
+    let body = move || -> Exit {
+        crate::api::run_body(f, &pk);
+        let pk: Arc<dyn crate::sched::g::Complete + '_> = pk;
+        // SAFETY: only the lifetime is erased; `run` keeps the borrowed data alive until
+        // the packet is complete (see below).
+        Some(unsafe {
+            std::mem::transmute::<
+                Arc<dyn crate::sched::g::Complete + '_>,
+                Arc<dyn crate::sched::g::Complete + 'static>,
+            >(pk)
+        })
+    };
+    // SAFETY: `run` does not return before the main goroutine has finished (we wait on
+    // `packet` below, and nothing on this path unwinds: failures throw), so everything `f`
+    // borrows from the caller outlives the goroutine. Only the lifetime is erased.
+    let body: Box<dyn FnOnce() -> Exit + Send + 'static> = unsafe {
+        std::mem::transmute::<
+            Box<dyn FnOnce() -> Exit + Send + '_>,
+            Box<dyn FnOnce() -> Exit + Send + 'static>,
+        >(Box::new(body))
+    };
+    let opts = crate::sched::proc::SpawnOpts {
+        name: Some("main".into()),
+        stack_size: settings().stack_size,
+        isolate: false,
+    };
+    let goid = match crate::sched::proc::newproc(body, opts, gopc) {
+        Ok(id) => id,
+        Err(e) => crate::throw!("run: cannot create the main goroutine: {e}"),
+    };
+    let handle = JoinHandle::from_parts(packet, goid);
+    if m.p().is_some() {
+        let done = || handle.is_finished();
+        crate::sched::schedule::schedule(m, Some(&done));
+    }
+    let r = handle.join();
+    setm(prev);
+    match r {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e),
+    }
+}

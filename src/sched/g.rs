@@ -1,0 +1,406 @@
+//! The G: a goroutine's descriptor (Go: runtime2.go `type g`).
+//!
+//! G structs are allocated once (`malg`), leaked, listed in `allgs` and reused through
+//! the free lists: they are never freed, as in Go, so a `&'static G` is always valid.
+
+use super::m::M;
+use crate::stack::GStack;
+use std::any::Any;
+use std::cell::{Cell, UnsafeCell};
+use std::panic::Location;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+/// Just allocated, not yet initialised (Go `_Gidle`).
+pub(crate) const G_IDLE: u32 = 0;
+/// On a run queue; does not own its stack (Go `_Grunnable`).
+pub(crate) const G_RUNNABLE: u32 = 1;
+/// Running on an M with a P (Go `_Grunning`).
+pub(crate) const G_RUNNING: u32 = 2;
+/// In a blocking call; has an M, no P (Go `_Gsyscall`).
+#[allow(dead_code)]
+pub(crate) const G_SYSCALL: u32 = 3;
+/// Parked; recorded on some wait queue (Go `_Gwaiting`).
+pub(crate) const G_WAITING: u32 = 4;
+/// Free, exited, or being initialised (Go `_Gdead`).
+pub(crate) const G_DEAD: u32 = 6;
+
+/// Go's `gStatusStrings`.
+pub(crate) fn status_string(s: u32) -> &'static str {
+    match s {
+        G_IDLE => "idle",
+        G_RUNNABLE => "runnable",
+        G_RUNNING => "running",
+        G_SYSCALL => "syscall",
+        G_WAITING => "waiting",
+        G_DEAD => "dead",
+        _ => "???",
+    }
+}
+
+/// Whether `from -> to` is a legal G status transition (Go: proc.go `casgstatus` users).
+pub(crate) fn legal_transition(from: u32, to: u32) -> bool {
+    matches!(
+        (from, to),
+        (G_IDLE, G_DEAD)
+            | (G_DEAD, G_RUNNABLE)
+            | (G_RUNNABLE, G_RUNNING)
+            | (G_RUNNING, G_RUNNABLE)
+            | (G_RUNNING, G_WAITING)
+            | (G_RUNNING, G_SYSCALL)
+            | (G_RUNNING, G_DEAD)
+            | (G_SYSCALL, G_RUNNING)
+            | (G_SYSCALL, G_RUNNABLE)
+            | (G_WAITING, G_RUNNABLE)
+    )
+}
+
+/// Why a G is waiting (Go: runtime2.go `waitReason`, with Go's strings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+#[allow(dead_code)]
+pub(crate) enum WaitReason {
+    Zero = 0,
+    IoWait,
+    ChanReceiveNilChan,
+    ChanSendNilChan,
+    Select,
+    SelectNoCases,
+    ChanReceive,
+    ChanSend,
+    Semacquire,
+    Sleep,
+    SyncCondWait,
+    Preempted,
+    /// gort: waiting in `JoinHandle::join` (Go has no join; this is gort's own).
+    Join,
+    /// gort: waiting in `WaitGroup::wait` (Go 1.19 shows "semacquire"; newer Go this string).
+    WaitGroupWait,
+}
+
+impl WaitReason {
+    /// The string Go prints.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::Zero => "",
+            WaitReason::IoWait => "IO wait",
+            WaitReason::ChanReceiveNilChan => "chan receive (nil chan)",
+            WaitReason::ChanSendNilChan => "chan send (nil chan)",
+            WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Semacquire => "semacquire",
+            WaitReason::Sleep => "sleep",
+            WaitReason::SyncCondWait => "sync.Cond.Wait",
+            WaitReason::Preempted => "preempted",
+            WaitReason::Join => "join",
+            WaitReason::WaitGroupWait => "sync.WaitGroup.Wait",
+        }
+    }
+
+    fn from_u8(v: u8) -> WaitReason {
+        use WaitReason::*;
+        const ALL: [WaitReason; 14] = [
+            Zero,
+            IoWait,
+            ChanReceiveNilChan,
+            ChanSendNilChan,
+            Select,
+            SelectNoCases,
+            ChanReceive,
+            ChanSend,
+            Semacquire,
+            Sleep,
+            SyncCondWait,
+            Preempted,
+            Join,
+            WaitGroupWait,
+        ];
+        ALL.get(v as usize).copied().unwrap_or(Zero)
+    }
+}
+
+/// What a G asks of its M's scheduler context (g0) when it switches away: the Rust
+/// analogue of the function passed to Go's `mcall`.
+pub(crate) enum Switch {
+    /// `gopark`: become `_Gwaiting`, then run the unlock function (if any) on g0; if it
+    /// returns false the park is cancelled and the G resumes at once (Go: `park_m`).
+    Park(Option<*mut (dyn FnMut() -> bool + 'static)>),
+    /// `Gosched`: back to the global run queue (Go: `gosched_m`).
+    Gosched,
+    /// `systemstack`: run the function on g0's stack, then resume the G at once.
+    Call(*mut (dyn FnMut() + 'static)),
+    /// An unrecovered panic: print the report on g0's larger stack and exit(2).
+    Fatal(Box<crate::debug::FatalReport>),
+}
+
+/// What the G's body hands back to g0 when it finishes: the join handle to complete once
+/// the G is dead.
+pub(crate) type Exit = Option<Arc<dyn Complete>>;
+
+/// The coroutine holding a goroutine's saved context (Go: `g.sched`).
+pub(crate) type GCoroutine = corosensei::Coroutine<(), Switch, Exit, GStack>;
+/// The handle a running goroutine uses to switch back to g0.
+pub(crate) type GYielder = corosensei::Yielder<(), Switch>;
+
+/// Completion of a goroutine, signalled on g0 after the G is dead (so `join` returning
+/// implies the goroutine is gone from `num_goroutine`).
+pub(crate) trait Complete: Send + Sync {
+    /// Marks the result ready and wakes the joiner.
+    fn complete(&self);
+}
+
+/// A goroutine.
+pub(crate) struct G {
+    /// Goroutine id (main = 1). Written by the creator before the G is published on a run
+    /// queue (the queue's release store publishes it); read by anyone.
+    pub(crate) goid: AtomicU64,
+    /// `_G*` status. Changed only through [`G::cas_status`].
+    status: AtomicU32,
+    /// Saved context. Owned exclusively by whoever holds the G: its creator until it is
+    /// queued, then the M that took it off a queue (running it), then that M's g0.
+    coro: UnsafeCell<Option<GCoroutine>>,
+    /// The stack while the G is dead (kept for reuse). Owned like `coro`.
+    stack: UnsafeCell<Option<GStack>>,
+    /// Bounds of the current stack, for dumps and fault reports. Written by the owner.
+    pub(crate) stack_lo: AtomicU64,
+    pub(crate) stack_hi: AtomicU64,
+    /// The running coroutine's yielder; set by the G itself at entry, read only by the G.
+    yielder: Cell<*const GYielder>,
+    /// Last wait reason (Go keeps it after the G becomes runnable, too).
+    waitreason: AtomicU8,
+    /// Creation site (Go: `gopc`). Written by the creator before publication.
+    gopc: Cell<&'static Location<'static>>,
+    /// Name from `Builder::name`. Written by the creator before publication.
+    name: UnsafeCell<Option<Box<str>>>,
+    /// Whether a panic ends only this G (`Builder::isolate_panics`). Creator-written.
+    isolate: Cell<bool>,
+    /// The M running this G, or null (Go: `g.m`). Written by that M.
+    pub(crate) m: AtomicPtr<M>,
+    /// The M that last ran this G (for `GORT_DEBUG=migrate=1`). Written by that M.
+    pub(crate) last_m: AtomicPtr<M>,
+    /// The scheduler asked this G to give way (Go: `g.preempt`).
+    pub(crate) preempt: AtomicBool,
+    /// Whether this is the main goroutine of a `run` call.
+    pub(crate) is_main: Cell<bool>,
+    /// Goroutine-local values (`gort::local!`), indexed by key id. Only the G touches them.
+    pub(crate) locals: UnsafeCell<Vec<Option<Box<dyn Any>>>>,
+}
+
+// SAFETY: every field is either atomic or documented above as owned by exactly one party
+// at a time (the creator before publication, then the M holding the G); ownership moves
+// through the run queues' and wait queues' release/acquire edges, so no two threads touch
+// an owned field concurrently.
+unsafe impl Sync for G {}
+// SAFETY: as above.
+unsafe impl Send for G {}
+
+impl G {
+    /// A fresh, `_Gidle` G with no stack.
+    pub(crate) fn new() -> G {
+        G {
+            goid: AtomicU64::new(0),
+            status: AtomicU32::new(G_IDLE),
+            coro: UnsafeCell::new(None),
+            stack: UnsafeCell::new(None),
+            stack_lo: AtomicU64::new(0),
+            stack_hi: AtomicU64::new(0),
+            yielder: Cell::new(ptr::null()),
+            waitreason: AtomicU8::new(0),
+            gopc: Cell::new(Location::caller()),
+            name: UnsafeCell::new(None),
+            isolate: Cell::new(false),
+            m: AtomicPtr::new(ptr::null_mut()),
+            last_m: AtomicPtr::new(ptr::null_mut()),
+            preempt: AtomicBool::new(false),
+            is_main: Cell::new(false),
+            locals: UnsafeCell::new(Vec::new()),
+        }
+    }
+
+    /// Current status.
+    pub(crate) fn status(&self) -> u32 {
+        self.status.load(Ordering::Acquire)
+    }
+
+    /// Changes the status from `from` to `to`; throws on an illegal transition or if the
+    /// G was not in `from` (Go: proc.go `casgstatus`).
+    pub(crate) fn cas_status(&self, from: u32, to: u32) {
+        debug_assert!(
+            legal_transition(from, to),
+            "casgstatus: bad transition {} -> {}",
+            status_string(from),
+            status_string(to)
+        );
+        // acq_rel: the status change publishes the G's fields to whoever next observes it
+        if self
+            .status
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            crate::throw!(
+                "casgstatus: goroutine {} is {}, want {} -> {}",
+                self.goid.load(Ordering::Relaxed),
+                status_string(self.status()),
+                status_string(from),
+                status_string(to)
+            );
+        }
+    }
+
+    /// Records why the G is about to wait.
+    pub(crate) fn set_waitreason(&self, r: WaitReason) {
+        self.waitreason.store(r as u8, Ordering::Relaxed);
+    }
+
+    /// The last wait reason.
+    pub(crate) fn waitreason(&self) -> WaitReason {
+        WaitReason::from_u8(self.waitreason.load(Ordering::Relaxed))
+    }
+
+    /// Creation site.
+    pub(crate) fn gopc(&self) -> &'static Location<'static> {
+        self.gopc.get()
+    }
+
+    /// Name given at spawn, if any.
+    pub(crate) fn name(&self) -> Option<&str> {
+        // SAFETY: written only by the creator before publication; read-only afterwards
+        // until the G is dead and reused (the reader holds a live G).
+        unsafe { (*self.name.get()).as_deref() }
+    }
+
+    /// Whether panics in this G are isolated.
+    pub(crate) fn isolates_panics(&self) -> bool {
+        self.isolate.get()
+    }
+
+    /// Initialises a dead G for a new goroutine (Go: `newproc1`). The caller owns the G.
+    ///
+    /// # Safety
+    /// The caller must own `self` exclusively: a `_Gdead` G taken from a free list or
+    /// just allocated, not yet published.
+    pub(crate) unsafe fn prepare(
+        &self,
+        co: GCoroutine,
+        goid: u64,
+        gopc: &'static Location<'static>,
+        name: Option<Box<str>>,
+        isolate: bool,
+    ) {
+        debug_assert_eq!(self.status(), G_DEAD);
+        // SAFETY: the caller owns the G (contract above).
+        unsafe {
+            *self.coro.get() = Some(co);
+            *self.name.get() = name;
+        }
+        self.goid.store(goid, Ordering::Relaxed); // published by the run queue's release
+        self.gopc.set(gopc);
+        self.isolate.set(isolate);
+        self.is_main.set(false);
+        self.preempt.store(false, Ordering::Relaxed);
+        self.waitreason.store(0, Ordering::Relaxed);
+    }
+
+    /// Takes the G's kept stack (for a new coroutine), if any.
+    ///
+    /// # Safety
+    /// The caller owns the dead G exclusively.
+    pub(crate) unsafe fn take_stack(&self) -> Option<GStack> {
+        // SAFETY: exclusive ownership per the contract.
+        unsafe { (*self.stack.get()).take() }
+    }
+
+    /// Gives the dead G a stack to keep, recording its bounds.
+    ///
+    /// # Safety
+    /// The caller owns the dead G exclusively.
+    pub(crate) unsafe fn put_stack(&self, s: GStack) {
+        self.stack_lo.store(s.lo() as u64, Ordering::Relaxed);
+        self.stack_hi.store(s.hi() as u64, Ordering::Relaxed);
+        // SAFETY: exclusive ownership per the contract.
+        unsafe { *self.stack.get() = Some(s) };
+    }
+
+    /// Usable size of the kept stack, if any.
+    ///
+    /// # Safety
+    /// The caller owns the dead G exclusively.
+    pub(crate) unsafe fn kept_stack_size(&self) -> Option<usize> {
+        // SAFETY: exclusive ownership per the contract.
+        unsafe { (*self.stack.get()).as_ref().map(|s| s.usable()) }
+    }
+
+    /// Reference to the kept stack (for releasing its pages).
+    ///
+    /// # Safety
+    /// The caller owns the dead G exclusively.
+    pub(crate) unsafe fn kept_stack(&self) -> Option<&GStack> {
+        // SAFETY: exclusive ownership per the contract.
+        unsafe { (*self.stack.get()).as_ref() }
+    }
+
+    /// Resumes the G's coroutine until it switches back (Go: `gogo` + `mcall`).
+    ///
+    /// # Safety
+    /// The caller is the M that took this G off a run queue and set it `_Grunning`, so it
+    /// owns the coroutine exclusively until `resume` returns.
+    pub(crate) unsafe fn resume(&self) -> corosensei::CoroutineResult<Switch, Exit> {
+        // SAFETY: exclusive ownership per the contract.
+        let co = unsafe { (*self.coro.get()).as_mut() };
+        match co {
+            Some(co) => co.resume(()),
+            None => crate::throw!("execute: goroutine has no context"),
+        }
+    }
+
+    /// After the coroutine returned: takes it apart and keeps its stack (Go: `goexit0`).
+    ///
+    /// # Safety
+    /// Called by the M that ran the G to completion; it owns the G.
+    pub(crate) unsafe fn finish(&self) {
+        // SAFETY: exclusive ownership per the contract.
+        let co = unsafe { (*self.coro.get()).take() };
+        if let Some(co) = co {
+            // SAFETY: as above.
+            unsafe { self.put_stack(co.into_stack()) };
+        }
+        // SAFETY: as above; the name is dropped here, on g0.
+        unsafe { *self.name.get() = None };
+        self.yielder.set(ptr::null());
+    }
+
+    /// Records the yielder of the coroutine now running this G. Called by the G itself.
+    pub(crate) fn set_yielder(&self, y: &GYielder) {
+        self.yielder.set(y as *const GYielder);
+    }
+
+    /// Switches from the running G to its M's g0 with `req` (Go: `mcall`).
+    ///
+    /// Must be called by the G itself (on its own stack).
+    pub(crate) fn switch_to_g0(&self, req: Switch) {
+        let y = self.yielder.get();
+        if y.is_null() {
+            crate::throw!("mcall: goroutine has no scheduler context");
+        }
+        // SAFETY: `y` was set by this G at entry from the `&Yielder` corosensei passed to
+        // its body; that yielder lives at the root of this G's stack for as long as the
+        // coroutine runs, and we are running on that stack now.
+        unsafe { (*y).suspend(req) };
+    }
+
+    /// Drops the goroutine-local values. Called by the G itself before it exits.
+    pub(crate) fn drop_locals(&self) {
+        // Take the vector out first: a destructor may touch other locals.
+        loop {
+            // SAFETY: only the running G touches its locals, and it is running this code.
+            let v = unsafe { std::mem::take(&mut *self.locals.get()) };
+            if v.is_empty() {
+                break;
+            }
+            drop(v);
+        }
+    }
+}

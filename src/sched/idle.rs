@@ -1,0 +1,215 @@
+//! Ms going idle and waking up: `acquirep`/`releasep`, `startm`/`stopm`, `wakep`,
+//! `handoff_p`, `resetspinning`, and thread creation (`newm`/`mstart`).
+//!
+//! The protocol that keeps enough Ms running without losing a wake-up is described in
+//! `docs/design/scheduler.md`; the comments below name its steps.
+
+use super::m::{setm, M};
+use super::p::{P, P_IDLE, P_RUNNING};
+use super::schedt::SCHED;
+use crate::config::settings;
+use std::ptr;
+use std::sync::atomic::{fence, Ordering};
+
+/// Binds `p` to `m` (Go: `acquirep`). `p` must be idle and owned by the caller (taken
+/// from the idle list or handed over via `nextp`).
+pub(crate) fn acquirep(m: &'static M, p: &'static P) {
+    if p
+        .status
+        .compare_exchange(P_IDLE, P_RUNNING, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        crate::throw!(
+            "acquirep: invalid p state {} for p{}",
+            p.status.load(Ordering::Relaxed),
+            p.id
+        );
+    }
+    debug_assert!(m.p().is_none(), "acquirep: already in go");
+    p.m.store(m as *const M as *mut M, Ordering::Relaxed);
+    m.p.store(p as *const P as *mut P, Ordering::Relaxed);
+}
+
+/// Unbinds the current P from `m` and returns it (Go: `releasep`).
+pub(crate) fn releasep(m: &'static M) -> Option<&'static P> {
+    let p = m.p()?;
+    debug_assert_eq!(p.m.load(Ordering::Relaxed), m as *const M as *mut M);
+    m.p.store(ptr::null_mut(), Ordering::Relaxed);
+    p.m.store(ptr::null_mut(), Ordering::Relaxed);
+    if p
+        .status
+        .compare_exchange(P_RUNNING, P_IDLE, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        crate::throw!("releasep: invalid p state");
+    }
+    Some(p)
+}
+
+/// Tries to add one more M to run Gs, if there is an idle P and no M is spinning
+/// (Go: `wakep`). Called after making work available.
+pub(crate) fn wakep() {
+    // The caller just published work (a run-queue slot or the global queue). This fence
+    // orders that store before our loads of npidle/nmspinning; it pairs with the SeqCst
+    // decrement of nmspinning in find_runnable's give-up path (Dekker's pattern): either
+    // we see the spinner still counted (and it will re-check and find the work) or it
+    // sees our work.
+    fence(Ordering::SeqCst);
+    if SCHED.npidle.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    if SCHED.nmspinning.load(Ordering::SeqCst) != 0
+        || SCHED
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return;
+    }
+    startm(None, true);
+}
+
+/// Schedules some M to run `p` (or an idle P if `None`), creating an M if needed
+/// (Go: `startm`). With `spinning`, the caller has already counted the M in
+/// `nmspinning`; if no P is available that count is undone here.
+pub(crate) fn startm(p: Option<&'static P>, spinning: bool) {
+    let mut l = SCHED.lock();
+    let p = match p {
+        Some(p) => p,
+        None => match l.pidleget() {
+            Some(p) => p,
+            None => {
+                drop(l);
+                if spinning {
+                    // The caller incremented nmspinning, but there are no idle Ps, so
+                    // it is okay to just undo the increment and give up.
+                    if SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst) == 0 {
+                        crate::throw!("startm: negative nmspinning");
+                    }
+                }
+                return;
+            }
+        },
+    };
+    let nm = l.mget();
+    drop(l);
+    match nm {
+        None => newm(p, spinning),
+        Some(nm) => {
+            debug_assert!(nm.p().is_none(), "startm: m has p");
+            debug_assert!(nm.nextp.load(Ordering::Relaxed).is_null());
+            nm.spinning.store(spinning, Ordering::Relaxed);
+            nm.nextp.store(p as *const P as *mut P, Ordering::Relaxed); // published by the note's release
+            nm.park.wakeup();
+        }
+    }
+}
+
+/// Parks `m` on the idle list until `startm` hands it a P (Go: `stopm` + `mPark`).
+pub(crate) fn stopm(m: &'static M) {
+    debug_assert!(m.p().is_none(), "stopm: holding p");
+    debug_assert!(!m.is_spinning(), "stopm: spinning");
+    // Give back stack pages of a burst's dead goroutines before sleeping.
+    super::proc::scavenge_gfree();
+    let mut l = SCHED.lock();
+    l.mput(m);
+    drop(l);
+    m.blocked.store(true, Ordering::Relaxed);
+    m.park.sleep();
+    m.blocked.store(false, Ordering::Relaxed);
+    m.park.clear();
+    let p = m.nextp.swap(ptr::null_mut(), Ordering::Relaxed);
+    // SAFETY: startm stored a leaked P before waking us (the note's acquire orders it).
+    match unsafe { p.as_ref() } {
+        Some(p) => acquirep(m, p),
+        None => crate::throw!("stopm: woken without a P"),
+    }
+}
+
+/// Hands off `p` from an M that stops running Gs (Go: `handoffp`): start an M for it if
+/// it has work, or if nobody is spinning; else put it on the idle list.
+pub(crate) fn handoff_p(p: &'static P) {
+    // if it has local work or there is global work, start it straight away
+    if !p.runq.is_empty() || SCHED.runqsize.load(Ordering::SeqCst) != 0 {
+        startm(Some(p), false);
+        return;
+    }
+    // no local work: if nobody is spinning and no P is idle, someone must look for work
+    if SCHED.nmspinning.load(Ordering::SeqCst) + SCHED.npidle.load(Ordering::SeqCst) == 0
+        && SCHED
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    {
+        startm(Some(p), true);
+        return;
+    }
+    let mut l = SCHED.lock();
+    if !l.runq.is_empty() {
+        drop(l);
+        startm(Some(p), false);
+        return;
+    }
+    l.pidleput(p);
+}
+
+/// A spinning M found work: it stops spinning, and if it was the last spinner it wakes
+/// another M to look for more (Go: `resetspinning`).
+pub(crate) fn resetspinning(m: &'static M) {
+    debug_assert!(m.is_spinning());
+    m.spinning.store(false, Ordering::Relaxed);
+    let prev = SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    if prev == 0 {
+        crate::throw!("findrunnable: negative nmspinning");
+    }
+    // The M was the last spinner: make sure a new one starts if there is more to do.
+    wakep();
+}
+
+/// Creates a new M (thread) to run `p` (Go: `newm` → `newm1` → `newosproc`).
+pub(crate) fn newm(p: &'static P, spinning: bool) {
+    let id = SCHED.mnext.fetch_add(1, Ordering::Relaxed);
+    let count = SCHED.mcount.fetch_add(1, Ordering::Relaxed) + 1;
+    check_mcount(count);
+    let m: &'static M = Box::leak(Box::new(M::new(id, false)));
+    m.spinning.store(spinning, Ordering::Relaxed);
+    m.nextp.store(p as *const P as *mut P, Ordering::Relaxed); // published by thread spawn
+    super::schedt::lock(&SCHED.allm).push(m);
+    if let Err(e) = crate::os::thread::spawn_m(m.id, move || mstart(m)) {
+        let have = SCHED.mcount.load(Ordering::Relaxed) - 1;
+        crate::debug::fatal_os_thread(have, &e);
+    }
+}
+
+/// Registers a `run` caller's thread as an M.
+pub(crate) fn new_run_m() -> &'static M {
+    let id = SCHED.mnext.fetch_add(1, Ordering::Relaxed);
+    let count = SCHED.mcount.fetch_add(1, Ordering::Relaxed) + 1;
+    check_mcount(count);
+    let m: &'static M = Box::leak(Box::new(M::new(id, true)));
+    super::schedt::lock(&SCHED.allm).push(m);
+    m
+}
+
+/// Go: `checkmcount`: too many threads is fatal.
+fn check_mcount(count: i64) {
+    let max = settings().max_threads as i64;
+    if count > max {
+        crate::debug::fatal_thread_exhaustion(max);
+    }
+}
+
+/// Entry of a new M's thread (Go: `mstart` → `mstart1` → `schedule`).
+fn mstart(m: &'static M) {
+    setm(Some(m));
+    m.record_tid();
+    crate::os::signal::minit();
+    let p = m.nextp.swap(ptr::null_mut(), Ordering::Relaxed);
+    // SAFETY: newm stored a leaked P before spawning the thread.
+    match unsafe { p.as_ref() } {
+        Some(p) => acquirep(m, p),
+        None => crate::throw!("mstart: no P"),
+    }
+    super::schedule::schedule(m, None);
+    crate::throw!("mstart: schedule returned");
+}

@@ -1,0 +1,23 @@
+//! The G-M-P scheduler. Types and their invariants live in `g.rs`, `m.rs`, `p.rs` and
+//! `schedt.rs`; the algorithms in `runq.rs` (local queues), `schedule.rs`
+//! (`schedule`/`find_runnable`/`execute`), `idle.rs` (spinning and parking Ms),
+//! `park.rs` (`gopark`/`goready`) and `proc.rs` (creating and finishing Gs).
+//! `docs/design/scheduler.md` explains how they fit together.
+
+#[cfg(not(loom))]
+pub(crate) mod g;
+#[cfg(not(loom))]
+pub(crate) mod idle;
+#[cfg(not(loom))]
+pub(crate) mod m;
+#[cfg(not(loom))]
+pub(crate) mod p;
+#[cfg(not(loom))]
+pub(crate) mod park;
+#[cfg(not(loom))]
+pub(crate) mod proc;
+pub(crate) mod runq;
+#[cfg(not(loom))]
+pub(crate) mod schedt;
+#[cfg(not(loom))]
+pub(crate) mod schedule;

@@ -1,0 +1,94 @@
+//! The P: the right to run goroutines, with its local run queue and caches
+//! (Go: runtime2.go `type p`).
+//!
+//! Ps are leaked, published in `allp`, and never freed; a P beyond the current
+//! GOMAXPROCS is kept for reuse (Go's `_Pdead`).
+
+use super::g::G;
+use super::m::M;
+use super::runq::LocalQueue;
+use std::cell::{Cell, UnsafeCell};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+/// On the idle list, empty run queue (Go `_Pidle`).
+pub(crate) const P_IDLE: u32 = 0;
+/// Owned by an M; only that M changes it (Go `_Prunning`).
+pub(crate) const P_RUNNING: u32 = 1;
+
+/// A processor.
+pub(crate) struct P {
+    /// Index in `allp`. Immutable.
+    pub(crate) id: u32,
+    /// `_P*` status. Set by its owner M, or under `sched.lock` while idle.
+    pub(crate) status: AtomicU32,
+    /// The M holding this P, or null (Go: `p.m`). Written by that M.
+    pub(crate) m: AtomicPtr<M>,
+    /// Local run queue and `runnext`. Protocol in `runq.rs`.
+    pub(crate) runq: LocalQueue<G>,
+    /// Incremented when `execute` starts a new time slice (Go: `p.schedtick`). Written by
+    /// the owner M; read by others (sysmon, stats).
+    pub(crate) schedtick: AtomicU32,
+    /// Dead Gs with stacks, for reuse (Go: `p.gFree`). Owner M only.
+    gfree: UnsafeCell<Vec<&'static G>>,
+    /// Goroutine-id cache (Go: `p.goidcache`, `p.goidcacheend`). Owner M only.
+    goidcache: Cell<u64>,
+    goidcacheend: Cell<u64>,
+}
+
+// SAFETY: `gfree`, `goidcache` and `goidcacheend` are touched only by the M that owns
+// the P (status `_Prunning` with `p.m` = that M), and ownership passes between Ms through
+// `sched.lock` (pidleput/pidleget) or `nextp` + note wake-up, both of which order the
+// previous owner's writes before the next owner's reads. Everything else is atomic.
+unsafe impl Sync for P {}
+// SAFETY: as above.
+unsafe impl Send for P {}
+
+impl P {
+    /// A new idle P.
+    pub(crate) fn new(id: u32) -> P {
+        P {
+            id,
+            status: AtomicU32::new(P_IDLE),
+            m: AtomicPtr::new(ptr::null_mut()),
+            runq: LocalQueue::new(),
+            schedtick: AtomicU32::new(0),
+            gfree: UnsafeCell::new(Vec::new()),
+            goidcache: Cell::new(0),
+            goidcacheend: Cell::new(0),
+        }
+    }
+
+    /// The owner's free-G cache.
+    ///
+    /// # Safety
+    /// Only the M that owns this P may call this, and must not hold two results at once.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn gfree(&self) -> &mut Vec<&'static G> {
+        // SAFETY: owner-only access per the contract.
+        unsafe { &mut *self.gfree.get() }
+    }
+
+    /// Number of free Gs cached (racy read for dumps).
+    pub(crate) fn gfree_len(&self) -> usize {
+        // SAFETY: a racy length read of a Vec header for diagnostics only; the value may be
+        // stale but the read itself cannot fault (the Vec header lives in this P).
+        unsafe { (*self.gfree.get()).len() }
+    }
+
+    /// Next goroutine id from this P's batch (Go: `newproc1`'s goidcache refill, batch 16).
+    /// Owner M only.
+    pub(crate) fn next_goid(&self, gen: &std::sync::atomic::AtomicU64) -> u64 {
+        if self.goidcache.get() == self.goidcacheend.get() {
+            let start = gen.fetch_add(GOID_BATCH, Ordering::Relaxed) + 1;
+            self.goidcache.set(start);
+            self.goidcacheend.set(start + GOID_BATCH);
+        }
+        let id = self.goidcache.get();
+        self.goidcache.set(id + 1);
+        id
+    }
+}
+
+/// Go: `_GoidCacheBatch`.
+pub(crate) const GOID_BATCH: u64 = 16;

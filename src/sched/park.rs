@@ -1,0 +1,80 @@
+//! Parking and readying goroutines: `gopark`, `goready`, `gosched`
+//! (Go: proc.go `gopark`/`park_m`, `goready`/`ready`, `Gosched`/`gosched_m`).
+//!
+//! # The contract of `gopark`
+//!
+//! `gopark(unlockf, reason)` switches the calling goroutine to its M's g0, which
+//!
+//! 1. sets the G `_Gwaiting` (so from now on a waker may `goready` it), then
+//! 2. calls `unlockf` (if any) on g0. `unlockf` typically publishes the G on a wait
+//!    queue or releases the lock that protects one. If it returns `false`, the park is
+//!    cancelled: the G becomes `_Grunnable` and resumes at once, on the same M, keeping its
+//!    time slice. If it returns `true` (or there is none), the M schedules something else.
+//!
+//! `unlockf` lives on the parked G's stack. Once it has published the G, another M may
+//! resume the G, so `unlockf` must not touch anything on that stack after its publishing
+//! step (return a value computed before it). It must not block or park.
+//!
+//! `goready(g)` makes a `_Gwaiting` G runnable: into the current P's `runnext` (so it runs
+//! next and inherits the time slice), or onto the global queue from a thread without a
+//! P, and then `wakep()`. Each park is matched by exactly one ready.
+
+use super::g::{Switch, WaitReason, G, G_RUNNABLE, G_WAITING};
+use super::idle::wakep;
+use super::m::{getg, getm};
+use super::schedt::SCHED;
+use super::schedule::runqput;
+
+/// Parks the calling goroutine (see the module docs for the contract).
+pub(crate) fn gopark(unlockf: Option<&mut dyn FnMut() -> bool>, reason: WaitReason) {
+    let Some(g) = getg() else {
+        crate::throw!("gopark: not on a goroutine");
+    };
+    g.set_waitreason(reason);
+    let f = unlockf.map(|f| {
+        let p: *mut (dyn FnMut() -> bool + '_) = f;
+        // SAFETY: only the lifetime is erased. The closure outlives its use: g0 calls it
+        // while this G is suspended inside `switch_to_g0` below, so the borrow is live.
+        unsafe {
+            std::mem::transmute::<*mut (dyn FnMut() -> bool + '_), *mut (dyn FnMut() -> bool + 'static)>(p)
+        }
+    });
+    g.switch_to_g0(Switch::Park(f));
+}
+
+/// Makes a parked goroutine runnable (see the module docs).
+pub(crate) fn goready(gp: &'static G) {
+    gp.cas_status(G_WAITING, G_RUNNABLE);
+    match getm().and_then(|m| m.p()) {
+        Some(p) => runqput(p, gp, true),
+        None => SCHED.lock().globrunqput(gp),
+    }
+    wakep();
+}
+
+/// Yields the processor: the goroutine goes to the global run queue and runs again later
+/// (Go: `runtime.Gosched`). On a plain thread, yields the thread.
+pub fn gosched() {
+    match getg() {
+        Some(g) => g.switch_to_g0(Switch::Gosched),
+        None => std::thread::yield_now(),
+    }
+}
+
+/// Runs `f` on the current M's g0 stack and returns (Go: `systemstack`). Used for work
+/// that needs more stack than a goroutine has (symbolising a backtrace). On a plain
+/// thread or g0 it just calls `f`.
+pub(crate) fn systemstack(f: &mut dyn FnMut()) {
+    match getg() {
+        Some(g) => {
+            let p: *mut (dyn FnMut() + '_) = f;
+            // SAFETY: only the lifetime is erased; g0 calls the function while this G is
+            // suspended in `switch_to_g0`, so the borrow is live throughout.
+            let p = unsafe {
+                std::mem::transmute::<*mut (dyn FnMut() + '_), *mut (dyn FnMut() + 'static)>(p)
+            };
+            g.switch_to_g0(Switch::Call(p));
+        }
+        None => f(),
+    }
+}

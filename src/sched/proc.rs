@@ -1,0 +1,176 @@
+//! Creating and finishing goroutines: `newproc`, `malg`, `gfget`/`gfput`, `goexit0`
+//! (Go: proc.go).
+
+use super::g::{Exit, GCoroutine, GYielder, G, G_DEAD, G_IDLE, G_RUNNABLE, G_RUNNING};
+use super::idle::wakep;
+use super::m::{getg, getm, M};
+use super::p::P;
+use super::schedt::{lock, SCHED};
+use super::schedule::runqput;
+use crate::stack;
+use std::io;
+use std::panic::Location;
+use std::sync::atomic::Ordering;
+
+/// Go: gfput spills to the global list at this many cached Gs...
+const GFREE_SPILL_AT: usize = 64;
+/// ...down to this many; gfget refills to this many.
+const GFREE_KEEP: usize = 32;
+/// Dead Gs kept with warm stacks in the global list; beyond this, idle Ms give back the
+/// extra stacks' pages.
+const GFREE_HOT_KEEP: usize = 256;
+/// Most stacks one idle M releases before sleeping (bounds the work per idle transition).
+const SCAVENGE_BATCH: usize = 1024;
+
+/// What `newproc` needs besides the function.
+pub(crate) struct SpawnOpts {
+    pub(crate) name: Option<Box<str>>,
+    /// Usable stack bytes, already rounded by `stack::round_size`.
+    pub(crate) stack_size: usize,
+    pub(crate) isolate: bool,
+}
+
+/// Creates a goroutine running `f` and makes it runnable (Go: `newproc` + `newproc1`).
+/// On a goroutine it goes into the current P's `runnext`, so it runs next; from a plain
+/// thread it goes to the global queue. Returns its goroutine id.
+pub(crate) fn newproc<F>(f: F, opts: SpawnOpts, gopc: &'static Location<'static>) -> io::Result<u64>
+where
+    F: FnOnce() -> Exit + Send + 'static,
+{
+    crate::runtime::ensure_init();
+    let p = getm().and_then(|m| m.p());
+    let gp = gfget(p, opts.stack_size)?;
+    // SAFETY: gfget returned a dead G that we own, with a stack of the right size.
+    let stack = unsafe { gp.take_stack() }.expect("gfget: G without a stack");
+    let co: GCoroutine = corosensei::Coroutine::with_stack(stack, move |y: &GYielder, ()| {
+        match getg() {
+            Some(g) => g.set_yielder(y),
+            None => crate::throw!("goroutine entry: no current G"),
+        }
+        f()
+    });
+    let goid = match p {
+        Some(p) => p.next_goid(&SCHED.goidgen),
+        None => SCHED.goidgen.fetch_add(1, Ordering::Relaxed) + 1,
+    };
+    // SAFETY: we own the dead G (see above).
+    unsafe { gp.prepare(co, goid, gopc, opts.name, opts.isolate) };
+    SCHED.ngoroutines.fetch_add(1, Ordering::Relaxed);
+    SCHED.counters.spawns.fetch_add(1, Ordering::Relaxed);
+    gp.cas_status(G_DEAD, G_RUNNABLE);
+    match p {
+        Some(p) => runqput(p, gp, true),
+        None => SCHED.lock().globrunqput(gp),
+    }
+    wakep();
+    Ok(goid)
+}
+
+/// Allocates a new G with no stack (Go: `malg`, `allgadd`).
+fn malg() -> &'static G {
+    let g: &'static G = Box::leak(Box::new(G::new()));
+    g.cas_status(G_IDLE, G_DEAD);
+    lock(&SCHED.allgs).push(g);
+    g
+}
+
+/// Gets a dead G with a stack of `size` usable bytes: from `p`'s cache, refilled from
+/// the global list, else a new one (Go: `gfget`).
+fn gfget(p: Option<&'static P>, size: usize) -> io::Result<&'static G> {
+    let cached = match p {
+        Some(p) => {
+            // SAFETY: we run on the M that owns p.
+            let cache = unsafe { p.gfree() };
+            if cache.is_empty() {
+                let mut gl = lock(&SCHED.gfree);
+                while cache.len() < GFREE_KEEP {
+                    match gl.hot.pop().or_else(|| gl.cold.pop()) {
+                        Some(g) => cache.push(g),
+                        None => break,
+                    }
+                }
+            }
+            cache.pop()
+        }
+        None => {
+            let mut gl = lock(&SCHED.gfree);
+            gl.hot.pop().or_else(|| gl.cold.pop())
+        }
+    };
+    let gp = cached.unwrap_or_else(malg);
+    // SAFETY: gp is dead and ours (taken off a free list, or new).
+    match unsafe { gp.kept_stack_size() } {
+        Some(s) if s == size => return Ok(gp),
+        Some(_) => {
+            // SAFETY: as above.
+            if let Some(old) = unsafe { gp.take_stack() } {
+                stack::free(old);
+            }
+        }
+        None => {}
+    }
+    match stack::alloc(size) {
+        Ok(s) => {
+            // SAFETY: as above.
+            unsafe { gp.put_stack(s) };
+            Ok(gp)
+        }
+        Err(e) => {
+            lock(&SCHED.gfree).cold.push(gp); // keep the G for later
+            Err(e)
+        }
+    }
+}
+
+/// Puts a dead G on `p`'s free list, spilling to the global list (Go: `gfput`).
+fn gfput(p: &'static P, gp: &'static G) {
+    // SAFETY: we run on the M that owns p.
+    let cache = unsafe { p.gfree() };
+    cache.push(gp);
+    if cache.len() >= GFREE_SPILL_AT {
+        let mut gl = lock(&SCHED.gfree);
+        while cache.len() > GFREE_KEEP {
+            gl.hot.push(cache.pop().expect("non-empty"));
+        }
+    }
+}
+
+/// The G's body returned: mark it dead, complete its join handle, and cache it for reuse
+/// (Go: `goexit0`). Runs on g0 of the M that ran the G, which holds `p`.
+pub(crate) fn goexit0(_m: &'static M, p: &'static P, gp: &'static G, exit: Exit) {
+    // SAFETY: the coroutine returned on this M; we own the G.
+    unsafe { gp.finish() };
+    gp.cas_status(G_RUNNING, G_DEAD);
+    SCHED.ngoroutines.fetch_sub(1, Ordering::Relaxed);
+    if let Some(c) = exit {
+        c.complete();
+    }
+    gfput(p, gp);
+}
+
+/// Gives back the stack pages of dead Gs piled up in the global free list beyond a warm
+/// reserve (called by Ms about to sleep, when a burst is over). Bounded per call.
+pub(crate) fn scavenge_gfree() {
+    let batch: Vec<&'static G> = {
+        let Ok(mut gl) = SCHED.gfree.try_lock() else {
+            return;
+        };
+        if gl.hot.len() <= GFREE_HOT_KEEP {
+            return;
+        }
+        let n = (gl.hot.len() - GFREE_HOT_KEEP).min(SCAVENGE_BATCH);
+        // the oldest entries are the coldest
+        gl.hot.drain(..n).collect()
+    };
+    for &g in &batch {
+        // SAFETY: the Gs are dead and, out of every list, owned by us until pushed back.
+        if let Some(s) = unsafe { g.kept_stack() } {
+            stack::release(s);
+        }
+    }
+    SCHED
+        .counters
+        .stack_releases
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    lock(&SCHED.gfree).cold.extend(batch);
+}

@@ -1,0 +1,215 @@
+//! The global scheduler state (Go: runtime2.go `type schedt`, and the globals `allp`,
+//! `allm`, `allgs`, `gomaxprocs`).
+
+use super::g::G;
+use super::m::M;
+use super::p::P;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Upper bound on GOMAXPROCS (Go 1.19's `_MaxGomaxprocs` = 1024).
+pub const MAX_PROCS: usize = 1024;
+
+/// The state behind `sched.lock`.
+pub(crate) struct Locked {
+    /// Global run queue (Go: `sched.runq`), FIFO. Its length is mirrored in `runqsize`.
+    pub(crate) runq: VecDeque<&'static G>,
+    /// Idle Ms parked on their notes (Go: `sched.midle`). Mirrored in `nmidle`.
+    pub(crate) midle: Vec<&'static M>,
+    /// Idle Ps (Go: `sched.pidle`). Mirrored in `npidle`.
+    pub(crate) pidle: Vec<&'static P>,
+}
+
+/// The global dead-G cache (Go: `sched.gFree`), behind its own lock.
+pub(crate) struct GFree {
+    /// Recently freed Gs whose stacks may still hold committed pages.
+    pub(crate) hot: Vec<&'static G>,
+    /// Gs whose stack pages were given back (`stack::release`).
+    pub(crate) cold: Vec<&'static G>,
+}
+
+/// Scheduler-wide counters for `gort::stats()`.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) spawns: AtomicU64,
+    pub(crate) steals: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    pub(crate) handoffs: AtomicU64,
+    pub(crate) preemptions: AtomicU64,
+    pub(crate) stack_releases: AtomicU64,
+}
+
+/// Global scheduler state. Lock order: `sched.lock` before `gfree` before the stack
+/// allocator's lock; `allgs` and `allm` are leaf locks.
+pub(crate) struct Sched {
+    /// `sched.lock`: the global run queue and the idle M and P lists.
+    pub(crate) lock: Mutex<Locked>,
+    /// Length of `Locked::runq`, readable without the lock (Go: `sched.runqsize`).
+    /// Written under the lock.
+    pub(crate) runqsize: AtomicU32,
+    /// Number of idle Ps (Go: `sched.npidle`). Written under the lock, read anywhere.
+    pub(crate) npidle: AtomicU32,
+    /// Number of idle Ms (Go: `sched.nmidle`). Written under the lock.
+    pub(crate) nmidle: AtomicU32,
+    /// Number of spinning Ms (Go: `sched.nmspinning`). Atomic protocol: see
+    /// `docs/design/scheduler.md` ("no lost wake-ups").
+    pub(crate) nmspinning: AtomicU32,
+    /// Current GOMAXPROCS.
+    pub(crate) gomaxprocs: AtomicU32,
+    /// Goroutine id generator (Go: `sched.goidgen`).
+    pub(crate) goidgen: AtomicU64,
+    /// Live goroutines (created and not yet dead).
+    pub(crate) ngoroutines: AtomicI64,
+    /// Ms created so far = next M id (Go: `sched.mnext`).
+    pub(crate) mnext: AtomicI64,
+    /// Ms that exist now (threads the runtime started, plus `run` callers).
+    pub(crate) mcount: AtomicI64,
+    /// All Ps ever created, by id (Go: `allp`). Entries are set once, under the lock.
+    pub(crate) allp: [AtomicPtr<P>; MAX_PROCS],
+    /// Dead-G cache.
+    pub(crate) gfree: Mutex<GFree>,
+    /// Every G ever created (Go: `allgs`).
+    pub(crate) allgs: Mutex<Vec<&'static G>>,
+    /// Every M ever created (Go: `allm`).
+    pub(crate) allm: Mutex<Vec<&'static M>>,
+    /// The runtime finished `schedinit`.
+    pub(crate) started: AtomicBool,
+    /// Counters for stats.
+    pub(crate) counters: Counters,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const NULL_P: AtomicPtr<P> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The scheduler (Go: `sched`).
+pub(crate) static SCHED: Sched = Sched {
+    lock: Mutex::new(Locked {
+        runq: VecDeque::new(),
+        midle: Vec::new(),
+        pidle: Vec::new(),
+    }),
+    runqsize: AtomicU32::new(0),
+    npidle: AtomicU32::new(0),
+    nmidle: AtomicU32::new(0),
+    nmspinning: AtomicU32::new(0),
+    gomaxprocs: AtomicU32::new(0),
+    goidgen: AtomicU64::new(0),
+    ngoroutines: AtomicI64::new(0),
+    mnext: AtomicI64::new(0),
+    mcount: AtomicI64::new(0),
+    allp: [NULL_P; MAX_PROCS],
+    gfree: Mutex::new(GFree {
+        hot: Vec::new(),
+        cold: Vec::new(),
+    }),
+    allgs: Mutex::new(Vec::new()),
+    allm: Mutex::new(Vec::new()),
+    started: AtomicBool::new(false),
+    counters: Counters {
+        spawns: AtomicU64::new(0),
+        steals: AtomicU64::new(0),
+        parks: AtomicU64::new(0),
+        handoffs: AtomicU64::new(0),
+        preemptions: AtomicU64::new(0),
+        stack_releases: AtomicU64::new(0),
+    },
+};
+
+/// Locks a mutex, ignoring poisoning (the runtime never unwinds while holding its locks;
+/// a poisoned lock means a user callback panicked, and the data is still consistent).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Sched {
+    /// Takes `sched.lock`.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Locked> {
+        lock(&self.lock)
+    }
+
+    /// P number `i`, if created.
+    pub(crate) fn p(&self, i: usize) -> Option<&'static P> {
+        // SAFETY: entries are null or leaked Ps, never freed.
+        unsafe { self.allp[i].load(Ordering::Acquire).as_ref() }
+    }
+
+    /// Current GOMAXPROCS.
+    pub(crate) fn procs(&self) -> usize {
+        self.gomaxprocs.load(Ordering::Relaxed) as usize
+    }
+}
+
+impl Locked {
+    /// Puts an idle P on the idle list (Go: `pidleput`). The P's queue must be empty.
+    pub(crate) fn pidleput(&mut self, p: &'static P) {
+        debug_assert!(p.runq.is_empty(), "pidleput: P has non-empty run queue");
+        debug_assert_eq!(p.status.load(Ordering::Relaxed), super::p::P_IDLE);
+        self.pidle.push(p);
+        SCHED.npidle.fetch_add(1, Ordering::SeqCst); // seq_cst; read by wakep (see scheduler.md)
+    }
+
+    /// Takes an idle P (Go: `pidleget`).
+    pub(crate) fn pidleget(&mut self) -> Option<&'static P> {
+        let p = self.pidle.pop()?;
+        SCHED.npidle.fetch_sub(1, Ordering::SeqCst); // seq_cst; pairs with wakep's read
+        Some(p)
+    }
+
+    /// Puts an idle M on the idle list (Go: `mput`).
+    pub(crate) fn mput(&mut self, m: &'static M) {
+        self.midle.push(m);
+        SCHED.nmidle.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes an idle M (Go: `mget`).
+    pub(crate) fn mget(&mut self) -> Option<&'static M> {
+        let m = self.midle.pop()?;
+        SCHED.nmidle.fetch_sub(1, Ordering::Relaxed);
+        Some(m)
+    }
+
+    /// Appends to the global run queue (Go: `globrunqput`).
+    pub(crate) fn globrunqput(&mut self, g: &'static G) {
+        self.runq.push_back(g);
+        SCHED.runqsize.store(self.runq.len() as u32, Ordering::SeqCst); // seq_cst; read by spinners' re-check
+    }
+
+    /// Appends a batch to the global run queue (Go: `globrunqputbatch`).
+    pub(crate) fn globrunqputbatch(&mut self, gs: impl Iterator<Item = &'static G>) {
+        self.runq.extend(gs);
+        SCHED.runqsize.store(self.runq.len() as u32, Ordering::SeqCst);
+    }
+
+    /// Puts a G at the head of the global run queue (Go: `globrunqputhead`).
+    #[allow(dead_code)]
+    pub(crate) fn globrunqputhead(&mut self, g: &'static G) {
+        self.runq.push_front(g);
+        SCHED.runqsize.store(self.runq.len() as u32, Ordering::SeqCst);
+    }
+
+    /// Takes up to `max` (0 = no limit) Gs from the global queue for a P: Go's
+    /// `globrunqget` sizing, `min(len, len/gomaxprocs + 1, max, half a local queue)`.
+    /// The first is returned to run; the rest are pushed into `out` for the caller to
+    /// put on its local queue after dropping the lock.
+    pub(crate) fn globrunqget(
+        &mut self,
+        max: usize,
+        out: &mut Vec<&'static G>,
+    ) -> Option<&'static G> {
+        let len = self.runq.len();
+        if len == 0 {
+            return None;
+        }
+        let procs = SCHED.procs().max(1);
+        let mut n = len.min(len / procs + 1);
+        if max > 0 {
+            n = n.min(max);
+        }
+        n = n.min(super::runq::RUNQ_HALF);
+        let g = self.runq.pop_front();
+        out.extend(self.runq.drain(..n - 1));
+        SCHED.runqsize.store(self.runq.len() as u32, Ordering::SeqCst);
+        g
+    }
+}

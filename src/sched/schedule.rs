@@ -1,0 +1,381 @@
+//! One round of scheduling: `schedule`, `find_runnable`, `execute`, work stealing
+//! (Go: proc.go `schedule`, `findRunnable`, `execute`, `stealWork`, `runqput`).
+
+use super::g::{Switch, G, G_RUNNABLE, G_RUNNING, G_WAITING};
+use super::idle::{acquirep, handoff_p, releasep, resetspinning, startm, stopm};
+use super::m::M;
+use super::p::P;
+use super::runq::RUNQ_CAP;
+use super::schedt::SCHED;
+use crate::config::settings;
+use std::sync::atomic::{fence, Ordering};
+
+/// Go: `stealTries`.
+const STEAL_TRIES: usize = 4;
+
+/// Puts `g` on `p`'s local queue (`next`: in `runnext`), spilling half the queue to the
+/// global queue when full (Go: `runqput` + `runqputslow`). Caller owns `p`.
+pub(crate) fn runqput(p: &'static P, g: &'static G, next: bool) {
+    p.runq.put(g as *const G as *mut G, next, &mut |batch| {
+        let mut l = SCHED.lock();
+        // SAFETY: the queue only ever holds pointers made from `&'static G` above.
+        l.globrunqputbatch(batch.iter().map(|&g| unsafe { &*g }));
+    });
+}
+
+/// Takes the next G of `p` (Go: `runqget`). Caller owns `p`.
+pub(crate) fn runqget(p: &'static P) -> Option<(&'static G, bool)> {
+    // SAFETY: the queue only holds pointers made from `&'static G`.
+    p.runq.get().map(|(g, inh)| (unsafe { &*g }, inh))
+}
+
+/// Takes Gs from the global queue for `p` (Go: `globrunqget`), putting extra ones on the
+/// local queue.
+fn globrunqget(p: &'static P, max: usize) -> Option<&'static G> {
+    if SCHED.runqsize.load(Ordering::SeqCst) == 0 {
+        return None;
+    }
+    let mut extra = Vec::new();
+    let g = SCHED.lock().globrunqget(max, &mut extra)?;
+    for g2 in extra {
+        runqput(p, g2, false);
+    }
+    Some(g)
+}
+
+/// The scheduler loop of an M (Go: `schedule`, looping). A worker M never leaves it.
+/// The M of a `run` call passes `until`, and leaves when it returns true (its main
+/// goroutine finished) or when it runs out of work; it then holds no P.
+pub(crate) fn schedule(m: &'static M, until: Option<&dyn Fn() -> bool>) {
+    loop {
+        let Some((gp, inherit)) = find_runnable(m, until) else {
+            if let Some(p) = releasep(m) {
+                handoff_p(p);
+            }
+            return;
+        };
+        // This thread is going to run a goroutine and is not spinning anymore, so if it
+        // was marked as spinning we need to reset it now and potentially start a new
+        // spinning M.
+        if m.is_spinning() {
+            resetspinning(m);
+        }
+        execute(m, gp, inherit);
+        if let Some(done) = until {
+            if done() {
+                if let Some(p) = releasep(m) {
+                    handoff_p(p);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Runs `gp` on `m` until it switches back, then carries out what it asked for
+/// (Go: `execute`, then the `mcall` target: `park_m`, `gosched_m`, `goexit0`).
+fn execute(m: &'static M, gp: &'static G, inherit: bool) {
+    let mut inherit = inherit;
+    loop {
+        let p = match m.p() {
+            Some(p) => p,
+            None => crate::throw!("execute: no P"),
+        };
+        if settings().debug.migrate && migrate_away(m, p, gp) {
+            return;
+        }
+        let mp = m as *const M as *mut M;
+        m.curg.store(gp as *const G as *mut G, Ordering::Relaxed);
+        gp.m.store(mp, Ordering::Relaxed);
+        gp.last_m.store(mp, Ordering::Relaxed);
+        gp.cas_status(G_RUNNABLE, G_RUNNING);
+        gp.preempt.store(false, Ordering::Relaxed);
+        if !inherit {
+            p.schedtick.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: we took gp off a run queue and made it _Grunning: we own its context.
+        let r = unsafe { gp.resume() };
+        // Back on g0 (Go: dropg).
+        m.curg.store(std::ptr::null_mut(), Ordering::Relaxed);
+        gp.m.store(std::ptr::null_mut(), Ordering::Relaxed);
+        match r {
+            corosensei::CoroutineResult::Yield(Switch::Park(unlockf)) => {
+                // Go: park_m. The status changes before the unlock function runs, so a
+                // waker that sees the G on its wait queue may ready it at once.
+                gp.cas_status(G_RUNNING, G_WAITING);
+                SCHED.counters.parks.fetch_add(1, Ordering::Relaxed);
+                if let Some(f) = unlockf {
+                    // SAFETY: gopark's contract: the function lives on the parked G's
+                    // stack, which nobody resumes until the function published the G.
+                    let ok = unsafe { (*f)() };
+                    if !ok {
+                        gp.cas_status(G_WAITING, G_RUNNABLE);
+                        inherit = true;
+                        continue; // execute(gp, inheritTime=true)
+                    }
+                }
+                return;
+            }
+            corosensei::CoroutineResult::Yield(Switch::Gosched) => {
+                // Go: gosched_m → goschedImpl: to the global queue.
+                gp.cas_status(G_RUNNING, G_RUNNABLE);
+                SCHED.lock().globrunqput(gp);
+                return;
+            }
+            corosensei::CoroutineResult::Yield(Switch::Call(f)) => {
+                // SAFETY: systemstack's contract: the function lives on the G's stack,
+                // which stays suspended until we resume it below.
+                unsafe { (*f)() };
+                gp.cas_status(G_RUNNING, G_RUNNABLE);
+                inherit = true;
+                continue;
+            }
+            corosensei::CoroutineResult::Yield(Switch::Fatal(report)) => {
+                crate::debug::fatal_panic(gp, &report);
+            }
+            corosensei::CoroutineResult::Return(exit) => {
+                super::proc::goexit0(m, p, gp, exit);
+                return;
+            }
+        }
+    }
+}
+
+/// `GORT_DEBUG=migrate=1`: if `gp` last ran on `m`, hand it and the P to another M so
+/// the G resumes on a different thread. Returns true if it did (this M then stops).
+fn migrate_away(m: &'static M, p: &'static P, gp: &'static G) -> bool {
+    if gp.last_m.load(Ordering::Relaxed) != m as *const M as *mut M {
+        return false;
+    }
+    // gp is runnable and owned by us: put it in runnext and give the P to another M,
+    // which runs runnext first.
+    runqput(p, gp, true);
+    let p = releasep(m).expect("migrate: P");
+    startm(Some(p), false);
+    if !m.is_run {
+        stopm(m);
+    }
+    true
+}
+
+/// Finds a runnable goroutine (Go: `findRunnable`). Tries the local queue (with the
+/// 1-in-61 global check first), the global queue, then steals; finding nothing, gives
+/// the P back and sleeps until handed another. Returns `None` only for a `run` M, when
+/// `until` became true or it ran out of work (it then holds no P).
+fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'static G, bool)> {
+    'top: loop {
+        if let Some(done) = until {
+            if done() {
+                return None;
+            }
+        }
+        let p = match m.p() {
+            Some(p) => p,
+            None => crate::throw!("findrunnable: no P"),
+        };
+        // (timers will be checked here)
+
+        // Check the global runnable queue once in a while to ensure fairness. Otherwise
+        // two goroutines can completely occupy the local runqueue by constantly
+        // respawning each other.
+        if p.schedtick.load(Ordering::Relaxed) % 61 == 0 {
+            if let Some(g) = globrunqget(p, 1) {
+                return Some((g, false));
+            }
+        }
+        // local runq
+        if let Some(r) = runqget(p) {
+            return Some(r);
+        }
+        // global runq
+        if let Some(g) = globrunqget(p, 0) {
+            return Some((g, false));
+        }
+        // (netpoll will be polled here)
+
+        // Spinning Ms: steal work from other Ps. Limit the number of spinning Ms to half
+        // the number of busy Ps, to prevent excessive CPU consumption when GOMAXPROCS>>1
+        // but the program parallelism is low.
+        let procs = SCHED.procs() as u32;
+        let npidle = SCHED.npidle.load(Ordering::SeqCst);
+        if m.is_spinning() || 2 * SCHED.nmspinning.load(Ordering::SeqCst) < procs - npidle.min(procs)
+        {
+            if !m.is_spinning() {
+                m.spinning.store(true, Ordering::Relaxed);
+                SCHED.nmspinning.fetch_add(1, Ordering::SeqCst);
+            }
+            if let Some(g) = steal_work(m, p) {
+                return Some((g, false));
+            }
+        }
+
+        // Nothing to do: give up the P. Re-check the global queue under the lock first.
+        let mut l = SCHED.lock();
+        if !l.runq.is_empty() {
+            let mut extra = Vec::new();
+            let g = l.globrunqget(0, &mut extra);
+            drop(l);
+            for g2 in extra {
+                runqput(p, g2, false);
+            }
+            if let Some(g) = g {
+                return Some((g, false));
+            }
+            continue 'top;
+        }
+        let p = releasep(m).expect("findrunnable: P");
+        l.pidleput(p);
+        drop(l);
+
+        // Delicate dance: thread transitions from spinning to non-spinning state,
+        // potentially concurrently with submission of new work. We must drop nmspinning
+        // first and then check all sources again (with a StoreLoad barrier between).
+        // If we do it the other way around, another thread can submit work after we've
+        // checked all sources but before we drop nmspinning; as a result nobody will
+        // unpark a thread to run the work. (docs/design/scheduler.md, "no lost wake-ups")
+        if m.is_spinning() {
+            m.spinning.store(false, Ordering::Relaxed);
+            if SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst) == 0 {
+                crate::throw!("findrunnable: negative nmspinning");
+            }
+            fence(Ordering::SeqCst); // pairs with the fence in wakep
+            if let Some(p) = check_runqs_no_p() {
+                acquirep(m, p);
+                m.spinning.store(true, Ordering::Relaxed);
+                SCHED.nmspinning.fetch_add(1, Ordering::SeqCst);
+                continue 'top;
+            }
+        }
+        if m.is_run {
+            return None;
+        }
+        stopm(m);
+    }
+}
+
+/// After dropping out of spinning: if any P or the global queue has work, take an idle P
+/// to go and get it (Go: `checkRunqsNoP`).
+fn check_runqs_no_p() -> Option<&'static P> {
+    let procs = SCHED.procs();
+    let mut work = SCHED.runqsize.load(Ordering::SeqCst) != 0;
+    if !work {
+        work = (0..procs).any(|i| SCHED.p(i).is_some_and(|p| !p.runq.is_empty()));
+    }
+    if !work {
+        return None;
+    }
+    SCHED.lock().pidleget()
+}
+
+/// Tries to steal a G from another P: 4 passes over the Ps in a random order; the last
+/// pass may take a victim's `runnext` (Go: `stealWork`).
+fn steal_work(m: &'static M, p: &'static P) -> Option<&'static G> {
+    let procs = SCHED.procs();
+    if procs <= 1 {
+        return None;
+    }
+    for i in 0..STEAL_TRIES {
+        let steal_runnext = i == STEAL_TRIES - 1;
+        let order = RandomOrder::new(procs as u32, m.fastrand());
+        for idx in order {
+            let Some(p2) = SCHED.p(idx as usize) else {
+                continue;
+            };
+            if std::ptr::eq(p2, p) {
+                continue;
+            }
+            // (the last pass will also run the victim's timers)
+            let victim_running = || {
+                // Go sleeps 3 µs before taking a running P's runnext, so the owner gets a
+                // chance to schedule it; a yield is the cheapest pause that does the same.
+                if p2.status.load(Ordering::Relaxed) == super::p::P_RUNNING {
+                    std::thread::yield_now();
+                }
+            };
+            if let Some(g) = p.runq.steal_from(&p2.runq, steal_runnext, &victim_running) {
+                SCHED.counters.steals.fetch_add(1, Ordering::Relaxed);
+                // SAFETY: the queues only hold pointers made from `&'static G`.
+                return Some(unsafe { &*g });
+            }
+        }
+    }
+    None
+}
+
+/// Enumerates `0..count` exactly once each, starting at a random position with a random
+/// stride coprime to `count` (Go: proc.go `randomOrder`/`randomEnum`).
+pub(crate) struct RandomOrder {
+    count: u32,
+    pos: u32,
+    inc: u32,
+    i: u32,
+}
+
+impl RandomOrder {
+    /// An enumeration of `0..count` seeded by `seed`.
+    pub(crate) fn new(count: u32, seed: u32) -> RandomOrder {
+        let count = count.max(1);
+        // a stride coprime to count, picked from the seed without allocating
+        let mut inc = (seed / count) % count + 1;
+        while gcd(inc, count) != 1 {
+            inc = inc % count + 1;
+        }
+        RandomOrder {
+            count,
+            pos: seed % count,
+            inc,
+            i: 0,
+        }
+    }
+}
+
+impl Iterator for RandomOrder {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        if self.i == self.count {
+            return None;
+        }
+        let r = self.pos;
+        self.pos = (self.pos + self.inc) % self.count;
+        self.i += 1;
+        Some(r)
+    }
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+const _: () = assert!(RUNQ_CAP >= 4);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Go: TestStealOrder — every enumeration visits each P exactly once, for 1..64 Ps,
+    /// and the seeds cover every start position and more than one stride.
+    #[test]
+    fn test_steal_order() {
+        for procs in 1..=64u32 {
+            let mut starts = std::collections::HashSet::new();
+            let mut incs = std::collections::HashSet::new();
+            for seed in 0..(procs * 4) {
+                let ord = RandomOrder::new(procs, seed);
+                starts.insert(ord.pos);
+                incs.insert(ord.inc);
+                let mut seen = vec![false; procs as usize];
+                for i in ord {
+                    assert!(!seen[i as usize], "procs={procs} seed={seed}: {i} twice");
+                    seen[i as usize] = true;
+                }
+                assert!(seen.iter().all(|&s| s), "procs={procs} seed={seed}: missed a P");
+            }
+            assert_eq!(starts.len(), procs as usize, "procs={procs}: every start used");
+            let ncoprimes = (1..=procs).filter(|&i| gcd(i, procs) == 1).count();
+            assert!(incs.len() >= ncoprimes.min(2), "procs={procs}: strides vary");
+        }
+    }
+}

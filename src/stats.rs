@@ -1,0 +1,80 @@
+//! [`stats`]: a snapshot of the scheduler's state and counters.
+
+use crate::sched::schedt::{lock, SCHED};
+use crate::stack;
+use std::sync::atomic::Ordering;
+
+/// A snapshot of the scheduler (the numbers `GORT_DEBUG=schedtrace` prints, and more).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SchedStats {
+    /// Live goroutines.
+    pub goroutines: usize,
+    /// Ms (OS threads) in the runtime, including `run` callers.
+    pub threads: usize,
+    /// Ms parked on the idle list.
+    pub idle_threads: usize,
+    /// Ms spinning (looking for work).
+    pub spinning_threads: usize,
+    /// GOMAXPROCS.
+    pub procs: usize,
+    /// Idle Ps.
+    pub idle_procs: usize,
+    /// Length of the global run queue.
+    pub global_runq: usize,
+    /// Length of each P's local run queue (runnext not counted, as in Go).
+    pub local_runq: Vec<usize>,
+    /// Goroutines created since start.
+    pub spawns: u64,
+    /// Successful steals.
+    pub steals: u64,
+    /// Parks.
+    pub parks: u64,
+    /// Ps handed off from blocked Ms.
+    pub handoffs: u64,
+    /// Preemptions.
+    pub preemptions: u64,
+    /// How stack guard pages are installed (`Mprotect` limits live goroutines to about
+    /// `vm.max_map_count / 2`).
+    pub stack_guard_mode: stack::GuardMode,
+    /// Address space reserved for stacks, bytes.
+    pub stack_reserved_bytes: usize,
+    /// Stacks carved so far (each is reused many times).
+    pub stacks_carved: usize,
+    /// Dead goroutines' stacks whose pages were given back.
+    pub stack_releases: u64,
+}
+
+/// A snapshot of the scheduler.
+///
+/// ```
+/// gort::run(|| {
+///     let s = gort::stats();
+///     assert!(s.procs >= 1 && s.goroutines >= 1);
+/// });
+/// ```
+pub fn stats() -> SchedStats {
+    let procs = SCHED.procs();
+    let c = &SCHED.counters;
+    SchedStats {
+        goroutines: crate::num_goroutine(),
+        threads: SCHED.mcount.load(Ordering::Relaxed).max(0) as usize,
+        idle_threads: SCHED.nmidle.load(Ordering::Relaxed) as usize,
+        spinning_threads: SCHED.nmspinning.load(Ordering::Relaxed) as usize,
+        procs,
+        idle_procs: SCHED.npidle.load(Ordering::Relaxed) as usize,
+        global_runq: lock(&SCHED.lock).runq.len(),
+        local_runq: (0..procs)
+            .map(|i| SCHED.p(i).map_or(0, |p| p.runq.len() as usize))
+            .collect(),
+        spawns: c.spawns.load(Ordering::Relaxed),
+        steals: c.steals.load(Ordering::Relaxed),
+        parks: c.parks.load(Ordering::Relaxed),
+        handoffs: c.handoffs.load(Ordering::Relaxed),
+        preemptions: c.preemptions.load(Ordering::Relaxed),
+        stack_guard_mode: stack::guard_mode(),
+        stack_reserved_bytes: stack::RESERVED_BYTES.load(Ordering::Relaxed),
+        stacks_carved: stack::STACKS_CARVED.load(Ordering::Relaxed),
+        stack_releases: c.stack_releases.load(Ordering::Relaxed),
+    }
+}
