@@ -189,7 +189,8 @@ where
     T: Send + 'static,
 {
     let gopc = Location::caller();
-    spawn_with(f, None, None, false, gopc).unwrap_or_else(|e| panic!("go: failed to spawn goroutine: {e}"))
+    spawn_with(f, None, None, false, gopc)
+        .unwrap_or_else(|e| panic!("go: failed to spawn goroutine: {e}"))
 }
 
 fn spawn_with<F, T>(
@@ -294,7 +295,13 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_with(f, self.name, self.stack_size, self.isolate, Location::caller())
+        spawn_with(
+            f,
+            self.name,
+            self.stack_size,
+            self.isolate,
+            Location::caller(),
+        )
     }
 }
 

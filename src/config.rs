@@ -51,15 +51,12 @@ impl DebugVars {
         let mut d = DebugVars::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (k, v) = item.split_once('=').unwrap_or((item, ""));
-            match k {
-                "migrate" => {
-                    d.migrate = match v {
-                        "0" => false,
-                        "1" => true,
-                        _ => return Err(format!("value {v:?} for {k:?} is not 0 or 1")),
-                    }
+            if k == "migrate" {
+                d.migrate = match v {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(format!("value {v:?} for {k:?} is not 0 or 1")),
                 }
-                _ => {}
             }
         }
         Ok(d)
@@ -111,7 +108,10 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::AlreadyStarted => {
-                write!(f, "gort: the runtime is already started; configure it before first use")
+                write!(
+                    f,
+                    "gort: the runtime is already started; configure it before first use"
+                )
             }
             ConfigError::Maxprocs(n) => {
                 write!(f, "gort: maxprocs {n} is out of range (1..={MAX_PROCS})")
@@ -263,7 +263,9 @@ fn env_traceback() -> Traceback {
         return Traceback::Single;
     };
     Traceback::parse(v.trim()).unwrap_or_else(|| {
-        eprintln!("runtime: GORT_TRACEBACK={v:?} is not none, single, all, system or crash; using single");
+        eprintln!(
+            "runtime: GORT_TRACEBACK={v:?} is not none, single, all, system or crash; using single"
+        );
         Traceback::Single
     })
 }
@@ -304,7 +306,10 @@ mod tests {
             Config::new().debug("migrate=yes").resolve(),
             Err(ConfigError::Debug(_))
         ));
-        let s = Config::new().debug("migrate=1,unknown=3").resolve().unwrap();
+        let s = Config::new()
+            .debug("migrate=1,unknown=3")
+            .resolve()
+            .unwrap();
         assert!(s.debug.migrate);
     }
 

@@ -23,9 +23,10 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
         return compile_error("#[gort::main] takes no arguments; configure with gort::Config");
     }
     let tokens: Vec<TokenTree> = item.into_iter().collect();
-    let body_at = match tokens.iter().rposition(
-        |t| matches!(t, TokenTree::Group(g) if g.delimiter() == Delimiter::Brace),
-    ) {
+    let body_at = match tokens
+        .iter()
+        .rposition(|t| matches!(t, TokenTree::Group(g) if g.delimiter() == Delimiter::Brace))
+    {
         Some(i) if i + 1 == tokens.len() => i,
         _ => return compile_error("#[gort::main] must be placed on a function with a body"),
     };

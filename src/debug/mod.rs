@@ -172,7 +172,12 @@ fn write_header(out: &mut String, g: &G) {
     } else {
         status_string(st)
     };
-    let _ = write!(out, "goroutine {} [{}", g.goid.load(Ordering::Relaxed), what);
+    let _ = write!(
+        out,
+        "goroutine {} [{}",
+        g.goid.load(Ordering::Relaxed),
+        what
+    );
     if let Some(n) = g.name() {
         let _ = write!(out, ", {n:?}");
     }
@@ -219,3 +224,10 @@ pub fn stack(all: bool) -> String {
     out
 }
 
+/// Kernel thread id of the M the caller runs on, as the runtime's own thread-local
+/// accessor sees it (0 outside the runtime). For tests of the thread-local policy:
+/// after any switch it must equal the thread's real id.
+#[doc(hidden)]
+pub fn m_tid() -> i64 {
+    crate::sched::m::getm().map_or(0, |m| m.tid.load(Ordering::Relaxed))
+}

@@ -55,7 +55,11 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) {
 pub(crate) fn wait(word: &AtomicU32, val: u32, timeout: Option<Duration>) {
     use std::sync::atomic::Ordering;
     if word.load(Ordering::Acquire) == val {
-        std::thread::sleep(timeout.unwrap_or(Duration::from_micros(50)).min(Duration::from_micros(50)));
+        std::thread::sleep(
+            timeout
+                .unwrap_or(Duration::from_micros(50))
+                .min(Duration::from_micros(50)),
+        );
     }
 }
 

@@ -15,7 +15,6 @@
 
 use crate::loom::AtomicU32;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 /// A one-shot event one thread sleeps on and another thread fires.
 #[derive(Debug)]
@@ -28,13 +27,17 @@ impl Note {
     /// A cleared note.
     #[cfg(not(loom))]
     pub(crate) const fn new() -> Note {
-        Note { key: AtomicU32::new(0) }
+        Note {
+            key: AtomicU32::new(0),
+        }
     }
 
     /// A cleared note (loom atomics are not `const`).
     #[cfg(loom)]
     pub(crate) fn new() -> Note {
-        Note { key: AtomicU32::new(0) }
+        Note {
+            key: AtomicU32::new(0),
+        }
     }
 
     /// Resets the note so it can be slept on again. Only the sleeper calls this.
@@ -52,6 +55,7 @@ impl Note {
     }
 
     /// Whether the note has fired.
+    #[cfg(loom)]
     pub(crate) fn is_fired(&self) -> bool {
         self.key.load(Ordering::Acquire) != 0 // acquire; pairs with the release in `wakeup`
     }
@@ -61,21 +65,6 @@ impl Note {
         while self.key.load(Ordering::Acquire) == 0 {
             // acquire above pairs with the release swap in `wakeup`
             super::futex::wait(&self.key, 0, None);
-        }
-    }
-
-    /// Sleeps until the note is fired or `timeout` passed; returns whether it fired.
-    pub(crate) fn sleep_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.key.load(Ordering::Acquire) != 0 {
-                return true; // acquire; pairs with the release in `wakeup`
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            super::futex::wait(&self.key, 0, Some(deadline - now));
         }
     }
 }
@@ -135,13 +124,5 @@ mod tests {
         });
         n.sleep();
         t.join().unwrap();
-    }
-
-    #[test]
-    fn timeout_expires() {
-        let n = Note::new();
-        assert!(!n.sleep_timeout(Duration::from_millis(2)));
-        n.wakeup();
-        assert!(n.sleep_timeout(Duration::from_millis(2)));
     }
 }

@@ -14,8 +14,7 @@ use std::sync::atomic::{fence, Ordering};
 /// Binds `p` to `m` (Go: `acquirep`). `p` must be idle and owned by the caller (taken
 /// from the idle list or handed over via `nextp`).
 pub(crate) fn acquirep(m: &'static M, p: &'static P) {
-    if p
-        .status
+    if p.status
         .compare_exchange(P_IDLE, P_RUNNING, Ordering::AcqRel, Ordering::Relaxed)
         .is_err()
     {
@@ -36,8 +35,7 @@ pub(crate) fn releasep(m: &'static M) -> Option<&'static P> {
     debug_assert_eq!(p.m.load(Ordering::Relaxed), m as *const M as *mut M);
     m.p.store(ptr::null_mut(), Ordering::Relaxed);
     p.m.store(ptr::null_mut(), Ordering::Relaxed);
-    if p
-        .status
+    if p.status
         .compare_exchange(P_RUNNING, P_IDLE, Ordering::AcqRel, Ordering::Relaxed)
         .is_err()
     {

@@ -69,13 +69,6 @@ impl P {
         unsafe { &mut *self.gfree.get() }
     }
 
-    /// Number of free Gs cached (racy read for dumps).
-    pub(crate) fn gfree_len(&self) -> usize {
-        // SAFETY: a racy length read of a Vec header for diagnostics only; the value may be
-        // stale but the read itself cannot fault (the Vec header lives in this P).
-        unsafe { (*self.gfree.get()).len() }
-    }
-
     /// Next goroutine id from this P's batch (Go: `newproc1`'s goidcache refill, batch 16).
     /// Owner M only.
     pub(crate) fn next_goid(&self, gen: &std::sync::atomic::AtomicU64) -> u64 {

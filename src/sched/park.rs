@@ -36,7 +36,10 @@ pub(crate) fn gopark(unlockf: Option<&mut dyn FnMut() -> bool>, reason: WaitReas
         // SAFETY: only the lifetime is erased. The closure outlives its use: g0 calls it
         // while this G is suspended inside `switch_to_g0` below, so the borrow is live.
         unsafe {
-            std::mem::transmute::<*mut (dyn FnMut() -> bool + '_), *mut (dyn FnMut() -> bool + 'static)>(p)
+            std::mem::transmute::<
+                *mut (dyn FnMut() -> bool + '_),
+                *mut (dyn FnMut() -> bool + 'static),
+            >(p)
         }
     });
     g.switch_to_g0(Switch::Park(f));

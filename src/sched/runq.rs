@@ -22,7 +22,7 @@
 
 use crate::loom::{AtomicPtr, AtomicU32};
 use std::ptr;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 /// Ring capacity (Go: `len(p.runq)` = 256).
 #[cfg(not(loom))]
@@ -60,7 +60,9 @@ impl<T> LocalQueue<T> {
             head: crossbeam_utils::CachePadded::new(AtomicU32::new(0)),
             tail: crossbeam_utils::CachePadded::new(AtomicU32::new(0)),
             runnext: AtomicPtr::new(ptr::null_mut()),
-            buf: (0..RUNQ_CAP).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+            buf: (0..RUNQ_CAP)
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect(),
         }
     }
 
@@ -76,7 +78,9 @@ impl<T> LocalQueue<T> {
     pub(crate) fn put(&self, mut g: *mut T, next: bool, overflow: &mut dyn FnMut(&[*mut T])) {
         debug_assert!(!g.is_null());
         if next {
-            let old = self.runnext.swap(g, Relaxed); // the owner is the only non-null writer
+            // acq_rel: release publishes g to whoever takes it from runnext, and orders our
+            // earlier tail stores before it for `is_empty`'s re-read of tail
+            let old = self.runnext.swap(g, AcqRel);
             if old.is_null() {
                 return;
             }
@@ -130,7 +134,7 @@ impl<T> LocalQueue<T> {
         if !next.is_null()
             && self
                 .runnext
-                .compare_exchange(next, ptr::null_mut(), Acquire, Relaxed) // acquire; pairs with the owner's own store (same thread) and thieves' CAS
+                .compare_exchange(next, ptr::null_mut(), AcqRel, Relaxed) // acq_rel; release orders our tail stores before the null `is_empty` may read
                 .is_ok()
         {
             return Some((next, true));
@@ -177,7 +181,7 @@ impl<T> LocalQueue<T> {
                         before_runnext();
                         if self
                             .runnext
-                            .compare_exchange(next, ptr::null_mut(), Acquire, Relaxed) // acquire; the G's state was published before it was readied
+                            .compare_exchange(next, ptr::null_mut(), AcqRel, Relaxed) // acq_rel; acquire pairs with the owner's release swap
                             .is_err()
                         {
                             continue;
@@ -240,6 +244,9 @@ impl<T> LocalQueue<T> {
     pub(crate) fn is_empty(&self) -> bool {
         // Read head, tail and runnext, then tail again: if tail did not move, the owner
         // did not kick runnext into the ring between our reads of tail and runnext.
+        // Reading a null runnext written by a taker's release CAS makes every tail store
+        // the owner made before it visible to the re-read (the loom model
+        // `empty_check_never_spurious` found the race when those CASes were acquire-only).
         loop {
             let h = self.head.load(Acquire);
             let t = self.tail.load(Acquire);
@@ -261,7 +268,7 @@ impl<T> LocalQueue<T> {
     /// the ring in order.
     #[allow(dead_code)]
     pub(crate) fn drain(&self, out: &mut Vec<*mut T>) {
-        let next = self.runnext.swap(ptr::null_mut(), Acquire);
+        let next = self.runnext.swap(ptr::null_mut(), AcqRel);
         if !next.is_null() {
             out.push(next);
         }
@@ -280,6 +287,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
+    #[allow(clippy::vec_box)] // each item needs its own stable address, like a G
     fn items(n: usize) -> Vec<Box<usize>> {
         (0..n).map(Box::new).collect()
     }
@@ -367,7 +375,9 @@ mod tests {
         let mut spilled: Vec<*mut usize> = Vec::new();
         let ptrs: Vec<*mut usize> = gs.iter_mut().map(|g| &mut **g as *mut usize).collect();
         for &p in &ptrs {
-            q.put(p, false, &mut |b: &[*mut usize]| spilled.extend_from_slice(b));
+            q.put(p, false, &mut |b: &[*mut usize]| {
+                spilled.extend_from_slice(b)
+            });
         }
         assert_eq!(spilled.len(), RUNQ_HALF + 1);
         assert_eq!(&spilled[..RUNQ_HALF], &ptrs[..RUNQ_HALF]);
@@ -419,7 +429,11 @@ mod tests {
             assert!(q.is_empty());
         }
         checker.join().unwrap();
-        assert_eq!(bad.load(Ordering::Relaxed), 0, "runqempty was spuriously true");
+        assert_eq!(
+            bad.load(Ordering::Relaxed),
+            0,
+            "runqempty was spuriously true"
+        );
     }
 }
 
@@ -441,7 +455,7 @@ mod loom_tests {
         loom::model(|| {
             let q = Arc::new(LocalQueue::<usize>::new());
             let thief_q = Arc::new(LocalQueue::<usize>::new());
-            let items = leak(6);
+            let items = leak(5);
             let addr: Vec<usize> = items.iter().map(|&p| p as usize).collect();
             let th = {
                 let (q, tq) = (q.clone(), thief_q.clone());

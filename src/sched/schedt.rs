@@ -172,20 +172,26 @@ impl Locked {
     /// Appends to the global run queue (Go: `globrunqput`).
     pub(crate) fn globrunqput(&mut self, g: &'static G) {
         self.runq.push_back(g);
-        SCHED.runqsize.store(self.runq.len() as u32, Ordering::SeqCst); // seq_cst; read by spinners' re-check
+        SCHED
+            .runqsize
+            .store(self.runq.len() as u32, Ordering::SeqCst); // seq_cst; read by spinners' re-check
     }
 
     /// Appends a batch to the global run queue (Go: `globrunqputbatch`).
     pub(crate) fn globrunqputbatch(&mut self, gs: impl Iterator<Item = &'static G>) {
         self.runq.extend(gs);
-        SCHED.runqsize.store(self.runq.len() as u32, Ordering::SeqCst);
+        SCHED
+            .runqsize
+            .store(self.runq.len() as u32, Ordering::SeqCst);
     }
 
     /// Puts a G at the head of the global run queue (Go: `globrunqputhead`).
     #[allow(dead_code)]
     pub(crate) fn globrunqputhead(&mut self, g: &'static G) {
         self.runq.push_front(g);
-        SCHED.runqsize.store(self.runq.len() as u32, Ordering::SeqCst);
+        SCHED
+            .runqsize
+            .store(self.runq.len() as u32, Ordering::SeqCst);
     }
 
     /// Takes up to `max` (0 = no limit) Gs from the global queue for a P: Go's
@@ -209,7 +215,9 @@ impl Locked {
         n = n.min(super::runq::RUNQ_HALF);
         let g = self.runq.pop_front();
         out.extend(self.runq.drain(..n - 1));
-        SCHED.runqsize.store(self.runq.len() as u32, Ordering::SeqCst);
+        SCHED
+            .runqsize
+            .store(self.runq.len() as u32, Ordering::SeqCst);
         g
     }
 }

@@ -144,7 +144,7 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) {
 /// `GORT_DEBUG=migrate=1`: if `gp` last ran on `m`, hand it and the P to another M so
 /// the G resumes on a different thread. Returns true if it did (this M then stops).
 fn migrate_away(m: &'static M, p: &'static P, gp: &'static G) -> bool {
-    if gp.last_m.load(Ordering::Relaxed) != m as *const M as *mut M {
+    if !std::ptr::eq(gp.last_m.load(Ordering::Relaxed), m) {
         return false;
     }
     // gp is runnable and owned by us: put it in runnext and give the P to another M,
@@ -198,7 +198,8 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
         // but the program parallelism is low.
         let procs = SCHED.procs() as u32;
         let npidle = SCHED.npidle.load(Ordering::SeqCst);
-        if m.is_spinning() || 2 * SCHED.nmspinning.load(Ordering::SeqCst) < procs - npidle.min(procs)
+        if m.is_spinning()
+            || 2 * SCHED.nmspinning.load(Ordering::SeqCst) < procs - npidle.min(procs)
         {
             if !m.is_spinning() {
                 m.spinning.store(true, Ordering::Relaxed);
@@ -371,11 +372,21 @@ mod tests {
                     assert!(!seen[i as usize], "procs={procs} seed={seed}: {i} twice");
                     seen[i as usize] = true;
                 }
-                assert!(seen.iter().all(|&s| s), "procs={procs} seed={seed}: missed a P");
+                assert!(
+                    seen.iter().all(|&s| s),
+                    "procs={procs} seed={seed}: missed a P"
+                );
             }
-            assert_eq!(starts.len(), procs as usize, "procs={procs}: every start used");
+            assert_eq!(
+                starts.len(),
+                procs as usize,
+                "procs={procs}: every start used"
+            );
             let ncoprimes = (1..=procs).filter(|&i| gcd(i, procs) == 1).count();
-            assert!(incs.len() >= ncoprimes.min(2), "procs={procs}: strides vary");
+            assert!(
+                incs.len() >= ncoprimes.min(2),
+                "procs={procs}: strides vary"
+            );
         }
     }
 }

@@ -349,7 +349,10 @@ mod tests {
         // the whole usable range is writable
         // SAFETY: [lo, hi) is this stack's usable memory, owned by the test.
         unsafe { std::ptr::write_bytes(s.lo() as *mut u8, 0xAB, s.usable()) };
-        assert!(guard_hit(s.lo() - 1).is_some(), "guard page below the stack");
+        assert!(
+            guard_hit(s.lo() - 1).is_some(),
+            "guard page below the stack"
+        );
         assert!(guard_hit(s.lo()).is_none());
         release(&s);
         // SAFETY: still our memory; released pages read back as zero.

@@ -1,0 +1,142 @@
+//! A tour of gort: a million goroutines alive at once, a work-stealing fan-out, and
+//! yielding goroutines, each with what it cost.
+//!
+//! Run it with `cargo run --release --example tour`.
+
+use gort::sync::WaitGroup;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+fn rss_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+fn million_parked(n: usize) {
+    let started: &'static WaitGroup = Box::leak(Box::new(WaitGroup::new()));
+    let gate: &'static WaitGroup = Box::leak(Box::new(WaitGroup::new()));
+    let finished: &'static WaitGroup = Box::leak(Box::new(WaitGroup::new()));
+    let rss0 = rss_mib();
+    let t = Instant::now();
+    gate.add(1);
+    started.add(n as isize);
+    finished.add(n as isize);
+    for _ in 0..n {
+        gort::go(move || {
+            started.done();
+            gate.wait(); // parked until main opens the gate
+            finished.done();
+        });
+    }
+    started.wait();
+    let up = t.elapsed();
+    let live = gort::num_goroutine();
+    let rss1 = rss_mib();
+    let t2 = Instant::now();
+    gate.done();
+    finished.wait();
+    let down = t2.elapsed();
+    println!(
+        "1. {n} goroutines alive at once: started in {:.0} ms ({:.0} ns each), \
+         {live} live, RSS +{:.0} MiB ({:.0} B per parked goroutine); all released and \
+         finished in {:.0} ms",
+        up.as_secs_f64() * 1e3,
+        up.as_nanos() as f64 / n as f64,
+        rss1 - rss0,
+        (rss1 - rss0) * 1048576.0 / n as f64,
+        down.as_secs_f64() * 1e3
+    );
+}
+
+fn fan_out(tasks: u64) {
+    fn work(seed: u64) -> u64 {
+        // ~20 µs of arithmetic
+        let mut x = seed | 1;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        x
+    }
+    let before = gort::stats();
+    let t = Instant::now();
+    let total: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+    let wg: &'static WaitGroup = Box::leak(Box::new(WaitGroup::new()));
+    wg.add(tasks as isize);
+    for i in 0..tasks {
+        gort::go(move || {
+            total.fetch_add(work(i) & 1, Ordering::Relaxed);
+            wg.done();
+        });
+    }
+    wg.wait();
+    let el = t.elapsed();
+    let serial = Instant::now();
+    let mut s = 0;
+    for i in 0..tasks / 10 {
+        s += work(i) & 1;
+    }
+    std::hint::black_box(s);
+    let serial = serial.elapsed() * 10;
+    let after = gort::stats();
+    println!(
+        "2. fan-out of {tasks} CPU tasks from one goroutine over {} Ps: {:.0} ms \
+         (serial estimate {:.0} ms, speed-up {:.2}x), {} steals",
+        after.procs,
+        el.as_secs_f64() * 1e3,
+        serial.as_secs_f64() * 1e3,
+        serial.as_secs_f64() / el.as_secs_f64(),
+        after.steals - before.steals
+    );
+}
+
+fn yields(goroutines: u64, each: u64) {
+    let t = Instant::now();
+    let wg: &'static WaitGroup = Box::leak(Box::new(WaitGroup::new()));
+    wg.add(goroutines as isize);
+    for _ in 0..goroutines {
+        gort::go(move || {
+            for _ in 0..each {
+                gort::gosched();
+            }
+            wg.done();
+        });
+    }
+    wg.wait();
+    let el = t.elapsed();
+    println!(
+        "3. {goroutines} goroutines x {each} yields: {:.0} ms, {:.1} ns per yield",
+        el.as_secs_f64() * 1e3,
+        el.as_nanos() as f64 / (goroutines * each) as f64
+    );
+}
+
+#[gort::main]
+fn main() {
+    println!(
+        "gort tour: {} Ps on {} CPUs, goroutine {} is main",
+        gort::stats().procs,
+        gort::num_cpu(),
+        gort::goid()
+    );
+    million_parked(1_000_000);
+    fan_out(20_000);
+    yields(1000, 1000);
+    let s = gort::stats();
+    println!(
+        "runtime: {} threads, {} goroutines created, {} stacks carved (guard pages by {:?}), \
+         {} MiB of stack address space reserved",
+        s.threads,
+        s.spawns,
+        s.stacks_carved,
+        s.stack_guard_mode,
+        s.stack_reserved_bytes >> 20
+    );
+}

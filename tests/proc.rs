@@ -1,0 +1,253 @@
+//! Scheduler behaviour, with tests ported from Go's `runtime/proc_test.go` (named after
+//! them) plus gort's own. GOMAXPROCS is 2 in this binary.
+
+mod common;
+
+use common::{init, is_child, run_child};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Go: TestGoroutineParallelism. 2 goroutines pass a token by busy-waiting on an atomic:
+/// this only finishes if both really run at the same time on the 2 Ps.
+#[test]
+fn test_goroutine_parallelism() {
+    init(2);
+    gort::run(|| {
+        const P: u64 = 2;
+        const N: u64 = 1000;
+        for _try in 0..10 {
+            let x = Arc::new(AtomicU64::new(0));
+            let wg = Arc::new(gort::sync::WaitGroup::new());
+            wg.add(P as isize);
+            for p in 0..P {
+                let (x, wg) = (x.clone(), wg.clone());
+                gort::go(move || {
+                    for i in 0..N {
+                        let deadline = Instant::now() + Duration::from_secs(10);
+                        while x.load(Ordering::SeqCst) != P * i + p {
+                            assert!(Instant::now() < deadline, "no parallelism: token stuck");
+                            std::hint::spin_loop();
+                        }
+                        x.store(P * i + p + 1, Ordering::SeqCst);
+                    }
+                    wg.done();
+                });
+            }
+            wg.wait();
+        }
+    });
+}
+
+/// Go: TestYieldProgress. A goroutine that only yields must still see main's signal.
+#[test]
+fn test_yield_progress() {
+    init(2);
+    gort::run(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f2 = flag.clone();
+        let h = gort::go(move || {
+            let mut n = 0u64;
+            while !f2.load(Ordering::Acquire) {
+                gort::gosched();
+                n += 1;
+            }
+            n
+        });
+        // main keeps its P busy for 10 ms; the yielder runs on the other P
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(10) {
+            gort::gosched();
+        }
+        flag.store(true, Ordering::Release);
+        assert!(h.join().unwrap() > 0);
+    });
+}
+
+/// Go: TestNumGoroutine: the count equals the goroutines listed by `stack(true)`.
+#[test]
+fn test_num_goroutine() {
+    if !is_child() {
+        let out = run_child("test_num_goroutine", &[]);
+        assert!(
+            out.status.success(),
+            "child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    init(2);
+    gort::run(|| {
+        assert_eq!(gort::num_goroutine(), 1, "only main at start");
+        let gate = Arc::new(gort::sync::WaitGroup::new());
+        gate.add(1);
+        let hs: Vec<_> = (0..10)
+            .map(|_| {
+                let g = gate.clone();
+                gort::go(move || g.wait())
+            })
+            .collect();
+        let mut ok = false;
+        for _ in 0..10 {
+            let n = gort::num_goroutine();
+            let dump = gort::stack(true);
+            let headers = dump.lines().filter(|l| l.starts_with("goroutine ")).count();
+            if n == headers && n == 11 {
+                ok = true;
+                break;
+            }
+            gort::gosched();
+        }
+        assert!(ok, "num_goroutine disagrees with stack(true)");
+        gate.done();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(gort::num_goroutine(), 1, "joined goroutines are gone");
+    });
+}
+
+/// Go: TestBigGOMAXPROCS: the runtime starts with 1024 Ps.
+#[test]
+fn test_big_gomaxprocs() {
+    if !is_child() {
+        let out = run_child("test_big_gomaxprocs", &[("GORT_MAXPROCS", "1024")]);
+        assert!(
+            out.status.success(),
+            "child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let v = gort::run(|| {
+        assert_eq!(gort::stats().procs, 1024);
+        let hs: Vec<_> = (0..100u64).map(|i| gort::go(move || i)).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    });
+    assert_eq!(v, 4950);
+}
+
+/// Spawning from a plain thread (outside `run`) works, and so does joining there.
+#[test]
+fn spawn_and_join_from_plain_threads() {
+    init(2);
+    let hs: Vec<_> = (0..8u64)
+        .map(|t| std::thread::spawn(move || gort::go(move || t * 10).join().unwrap()))
+        .collect();
+    let s: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(s, 280);
+}
+
+/// `goexit` runs destructors and `join` reports it.
+#[test]
+fn goexit_drops_and_reports() {
+    init(2);
+    struct D(Arc<AtomicUsize>);
+    impl Drop for D {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    gort::run(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d2 = drops.clone();
+        let h = gort::go(move || {
+            let _d = D(d2);
+            gort::goexit();
+        });
+        let err = h.join().unwrap_err();
+        assert!(err.is::<gort::Goexit>());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Isolated panics come back from `join`, like std::thread.
+#[test]
+fn isolated_panic_is_returned_by_join() {
+    init(2);
+    gort::run(|| {
+        let h = gort::Builder::new()
+            .isolate_panics(true)
+            .spawn(|| -> u32 { panic!("boom") })
+            .unwrap();
+        let e = h.join().unwrap_err();
+        assert_eq!(e.downcast_ref::<&str>(), Some(&"boom"));
+        // the runtime is fine afterwards
+        assert_eq!(gort::go(|| 7).join().unwrap(), 7);
+    });
+}
+
+/// Bad spawn input is an error, not a crash.
+#[test]
+fn builder_rejects_bad_stack_sizes() {
+    init(2);
+    let e = gort::Builder::new()
+        .stack_size(10)
+        .spawn(|| ())
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    let e = gort::Builder::new()
+        .stack_size(usize::MAX / 2)
+        .spawn(|| ())
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    // a big but valid stack works
+    let h = gort::Builder::new()
+        .name("big")
+        .stack_size(8 << 20)
+        .spawn(|| {
+            let buf = [7u8; 4 << 20];
+            std::hint::black_box(&buf)[123] as u32
+        })
+        .unwrap();
+    assert_eq!(h.join().unwrap(), 7);
+}
+
+/// `Config::init` after start is an error, not a panic.
+#[test]
+fn config_after_start_is_an_error() {
+    init(2);
+    gort::run(|| ());
+    assert_eq!(
+        gort::Config::new().maxprocs(3).init(),
+        Err(gort::ConfigError::AlreadyStarted)
+    );
+}
+
+/// Nested `run` inside a goroutine just calls the function; `run` borrows from its
+/// caller.
+#[test]
+fn run_borrows_and_nests() {
+    init(2);
+    let data = String::from("borrowed");
+    let s = gort::run(|| {
+        let inner = gort::run(|| data.len());
+        inner * 2
+    });
+    assert_eq!(s, 16);
+}
+
+/// Goroutine-local values follow the goroutine across threads.
+#[test]
+fn goroutine_locals_follow_the_goroutine() {
+    init(2);
+    gort::local! {
+        static ID: std::cell::Cell<u64> = std::cell::Cell::new(0);
+    }
+    gort::run(|| {
+        let hs: Vec<_> = (1..=50u64)
+            .map(|i| {
+                gort::go(move || {
+                    ID.with(|v| v.set(i));
+                    for _ in 0..100 {
+                        gort::gosched();
+                        assert_eq!(ID.with(|v| v.get()), i);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+}
