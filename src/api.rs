@@ -2,134 +2,56 @@
 //! [`num_goroutine`], [`num_cpu`].
 
 use crate::config::settings;
-use crate::sched::g::{Complete, Exit, WaitReason, G};
+use crate::sched::g::{WaitReason, G};
+use crate::sched::join::THREAD_WAITER;
 use crate::sched::m::getg;
-use crate::sched::park::{gopark, goready};
-use crate::sched::proc::{newproc, SpawnOpts};
+use crate::sched::park::gopark;
+use crate::sched::proc::{free_g, newproc, SpawnOpts};
 use crate::sched::schedt::SCHED;
 use std::any::Any;
-use std::cell::UnsafeCell;
 use std::io;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// The payload of the unwinding started by [`goexit`]; `join` on a goroutine that
 /// called `goexit` returns `Err` holding this.
 #[derive(Debug)]
 pub struct Goexit;
 
-/// `state` values of a [`Packet`]; any other value is a `*const G` waiting in `join`.
-const RUNNING: usize = 0;
-const THREAD_WAITING: usize = 1;
-const DONE: usize = 2;
-
-/// A goroutine's result, shared by the goroutine and its [`JoinHandle`].
-///
-/// Protocol: the goroutine writes `result`, then (on g0, once it is dead) `complete`
-/// swaps `state` to `DONE` (release) and wakes the waiter recorded there. A joiner reads
-/// `result` only after seeing `DONE` (acquire).
-pub(crate) struct Packet<T> {
-    /// `RUNNING`, `THREAD_WAITING`, `DONE`, or the waiting G's address.
-    state: AtomicUsize,
-    /// Futex word for a thread joiner: 0 running, 1 done.
-    done32: AtomicU32,
-    /// Written once by the goroutine before completion; read once by the joiner after.
-    result: UnsafeCell<Option<std::thread::Result<T>>>,
-}
-
-// SAFETY: `result` is written by exactly one goroutine before `complete` and read by
-// exactly one joiner after observing DONE; the release/acquire pair on `state` orders
-// them. T: Send because the value moves between threads.
-unsafe impl<T: Send> Sync for Packet<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Send for Packet<T> {}
-
-impl<T> Packet<T> {
-    pub(crate) fn new() -> Packet<T> {
-        Packet {
-            state: AtomicUsize::new(RUNNING),
-            done32: AtomicU32::new(0),
-            result: UnsafeCell::new(None),
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.state.load(Ordering::Acquire) == DONE // acquire; pairs with the swap in complete
-    }
-
-    /// Blocks the calling goroutine (parks it) or thread until the goroutine completed.
-    fn wait(&self) {
-        if self.is_done() {
-            return;
-        }
-        match getg() {
-            Some(g) => {
-                let me = g as *const G as usize;
-                let mut publish = || {
-                    self.state
-                        .compare_exchange(RUNNING, me, Ordering::AcqRel, Ordering::Acquire) // release: our G is published to complete()
-                        .is_ok()
-                };
-                gopark(Some(&mut publish), WaitReason::Join);
-                debug_assert!(self.is_done());
-            }
-            None => {
-                let _ = self.state.compare_exchange(
-                    RUNNING,
-                    THREAD_WAITING,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-                while self.done32.load(Ordering::Acquire) == 0 {
-                    crate::os::futex::wait(&self.done32, 0, None);
-                }
-            }
-        }
-    }
-}
-
-impl<T: Send> Complete for Packet<T> {
-    fn complete(&self) {
-        self.done32.store(1, Ordering::Release); // release; pairs with the thread joiner's acquire
-        match self.state.swap(DONE, Ordering::AcqRel) {
-            RUNNING => {}
-            THREAD_WAITING => crate::os::futex::wake(&self.done32, u32::MAX),
-            DONE => crate::throw!("join: goroutine completed twice"),
-            // SAFETY: any other value is the address of a leaked G parked in `wait`.
-            g => goready(unsafe { &*(g as *const G) }),
-        }
-    }
-}
-
-/// Runs a goroutine's function and stores its result in `pk` (on the goroutine's
+/// Runs a goroutine's function and stores its result in the G (on the goroutine's
 /// stack). Panics follow the panic settings: an isolated panic is stored; otherwise the
 /// panic hook has already ended the process (or, if a user hook replaced ours, the panic
-/// is reported here).
-pub(crate) fn run_body<T, F: FnOnce() -> T>(f: F, pk: &Packet<T>) {
+/// is reported here). Goroutine-locals are dropped first, so a finished join implies
+/// they are gone.
+pub(crate) fn run_body<T, F: FnOnce() -> T>(f: F, g: &'static G) {
     let r = catch_unwind(AssertUnwindSafe(f));
-    let g = getg();
     if let Err(e) = &r {
-        let isolated = e.is::<Goexit>()
-            || settings().panic_isolation
-            || g.is_some_and(|g| g.isolates_panics());
+        let isolated = e.is::<Goexit>() || settings().panic_isolation || g.isolates_panics();
         if !isolated {
             crate::debug::panic_escaped(e.as_ref());
         }
     }
-    // SAFETY: only this goroutine writes the result, before completion (Packet protocol).
-    unsafe { *pk.result.get() = Some(r) };
-    if let Some(g) = g {
-        g.drop_locals();
-    }
+    g.drop_locals();
+    // SAFETY: called once, by this goroutine, with the type its JoinHandle<T> expects.
+    unsafe { g.join.put::<std::thread::Result<T>>(r) };
 }
 
 /// An owned permission to join a goroutine (`std::thread::JoinHandle`'s shape).
-/// Dropping it detaches the goroutine.
+/// Dropping it detaches the goroutine. It allocates nothing: the result waits in the
+/// goroutine's descriptor, which is not reused until the handle is gone.
 pub struct JoinHandle<T> {
-    packet: Arc<Packet<T>>,
+    g: &'static G,
     id: u64,
+    _result: PhantomData<T>,
 }
+
+// SAFETY: the handle only moves a `T` out of the G (join rule 1 picks one owner), so it
+// may be sent or shared wherever `T` may be sent.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: `&JoinHandle` only reads the atomic state (`is_finished`, `id`).
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
 
 impl<T> std::fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,8 +60,35 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn from_parts(packet: Arc<Packet<T>>, id: u64) -> JoinHandle<T> {
-        JoinHandle { packet, id }
+    pub(crate) fn from_parts(g: &'static G, id: u64) -> JoinHandle<T> {
+        JoinHandle {
+            g,
+            id,
+            _result: PhantomData,
+        }
+    }
+
+    /// Blocks the calling goroutine (parks it) or thread until the G is dead.
+    fn wait(&self) {
+        let j = &self.g.join;
+        if j.is_dead() {
+            return;
+        }
+        match getg() {
+            Some(me) => {
+                let me = me as *const G as usize;
+                let mut publish = || j.register(me);
+                gopark(Some(&mut publish), WaitReason::Join);
+                debug_assert!(j.is_dead());
+            }
+            None => {
+                if j.register(THREAD_WAITER) {
+                    while j.futex.load(Ordering::Acquire) == 0 {
+                        crate::os::futex::wait(&j.futex, 0, None);
+                    }
+                }
+            }
+        }
     }
 
     /// Waits for the goroutine to finish and returns its value. On a goroutine this
@@ -148,11 +97,20 @@ impl<T> JoinHandle<T> {
     /// `Err` holds the payload of an isolated panic (see
     /// [`Builder::isolate_panics`]), or [`Goexit`] if the goroutine called [`goexit`].
     pub fn join(self) -> Result<T, Box<dyn Any + Send + 'static>> {
-        self.packet.wait();
-        // SAFETY: DONE was observed in `wait` (acquire), so the goroutine's write of the
-        // result happened before, and we are the only reader (join consumes the handle).
-        let r = unsafe { (*self.packet.result.get()).take() };
-        r.expect("join: goroutine finished without a result")
+        self.wait();
+        let this = ManuallyDrop::new(self);
+        let (has_result, dead) = this.g.join.release_handle();
+        debug_assert!(
+            has_result && dead,
+            "join: woken before the goroutine finished"
+        );
+        // SAFETY: RESULT is set and rule 1 gives the result to us (we cleared HANDLE
+        // after it was set); the goroutine stored a `thread::Result<T>`.
+        let r = unsafe { this.g.join.take::<std::thread::Result<T>>() };
+        if dead {
+            free_g(this.g);
+        }
+        r
     }
 
     /// The goroutine's id (as [`goid`] returns inside it).
@@ -162,7 +120,20 @@ impl<T> JoinHandle<T> {
 
     /// Whether the goroutine has finished.
     pub fn is_finished(&self) -> bool {
-        self.packet.is_done()
+        self.g.join.is_dead()
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        let (has_result, dead) = self.g.join.release_handle();
+        if has_result {
+            // SAFETY: rule 1: the result was stored before we cleared HANDLE, so it is ours.
+            drop(unsafe { self.g.join.take::<std::thread::Result<T>>() });
+        }
+        if dead {
+            free_g(self.g);
+        }
     }
 }
 
@@ -209,19 +180,13 @@ where
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         None => settings().stack_size,
     };
-    let packet: Arc<Packet<T>> = Arc::new(Packet::new());
-    let pk = packet.clone();
-    let body = move || -> Exit {
-        run_body(f, &pk);
-        Some(pk)
-    };
     let opts = SpawnOpts {
         name: name.map(String::into_boxed_str),
         stack_size,
         isolate,
     };
-    let id = newproc(body, opts, gopc)?;
-    Ok(JoinHandle::from_parts(packet, id))
+    let (g, id) = newproc(|g| move || run_body(f, g), opts, gopc)?;
+    Ok(JoinHandle::from_parts(g, id))
 }
 
 /// Starts a goroutine: `go!(move || ...)` or `go!{ ... }` (a block run as a `move`
@@ -324,7 +289,7 @@ pub fn goid() -> u64 {
 
 /// Number of goroutines that exist now (Go's `runtime.NumGoroutine`).
 pub fn num_goroutine() -> usize {
-    SCHED.ngoroutines.load(Ordering::Relaxed).max(0) as usize
+    SCHED.gcount().max(0) as usize
 }
 
 /// Number of usable CPUs (`std::thread::available_parallelism`, so cgroup CPU quotas

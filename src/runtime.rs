@@ -1,15 +1,14 @@
 //! Start-up (Go: `schedinit`) and `run` (Go: `runtime.main`).
 
-use crate::api::{JoinHandle, Packet};
+use crate::api::JoinHandle;
 use crate::config::settings;
-use crate::sched::g::Exit;
 use crate::sched::idle::{acquirep, new_run_m};
 use crate::sched::m::{getg, getm, setm, M};
 use crate::sched::p::P;
 use crate::sched::schedt::SCHED;
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Once};
+use std::sync::Once;
 
 static INIT: Once = Once::new();
 
@@ -95,39 +94,28 @@ where
         acquirep(m, p);
     }
 
-    let packet: Arc<Packet<T>> = Arc::new(Packet::new());
-    let pk = packet.clone();
-    let body = move || -> Exit {
-        crate::api::run_body(f, &pk);
-        let pk: Arc<dyn crate::sched::g::Complete + '_> = pk;
-        // SAFETY: only the lifetime is erased; `run` keeps the borrowed data alive until
-        // the packet is complete (see below).
-        Some(unsafe {
-            std::mem::transmute::<
-                Arc<dyn crate::sched::g::Complete + '_>,
-                Arc<dyn crate::sched::g::Complete + 'static>,
-            >(pk)
-        })
-    };
-    // SAFETY: `run` does not return before the main goroutine has finished (we wait on
-    // `packet` below, and nothing on this path unwinds: failures throw), so everything `f`
-    // borrows from the caller outlives the goroutine. Only the lifetime is erased.
-    let body: Box<dyn FnOnce() -> Exit + Send + 'static> = unsafe {
-        std::mem::transmute::<
-            Box<dyn FnOnce() -> Exit + Send + '_>,
-            Box<dyn FnOnce() -> Exit + Send + 'static>,
-        >(Box::new(body))
-    };
     let opts = crate::sched::proc::SpawnOpts {
         name: Some("main".into()),
         stack_size: settings().stack_size,
         isolate: false,
     };
-    let goid = match crate::sched::proc::newproc(body, opts, gopc) {
-        Ok(id) => id,
+    let make_body = |g: &'static crate::sched::g::G| {
+        g.is_main.set(true);
+        let body: Box<dyn FnOnce() + Send + '_> = Box::new(move || crate::api::run_body(f, g));
+        // SAFETY: only the lifetime is erased. `run` does not return before the main
+        // goroutine has finished (it joins the handle below, and nothing on this path
+        // unwinds: failures throw), so everything `f` borrows outlives the goroutine.
+        unsafe {
+            std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Box<dyn FnOnce() + Send + 'static>>(
+                body,
+            )
+        }
+    };
+    let (g, goid) = match crate::sched::proc::newproc(make_body, opts, gopc) {
+        Ok(r) => r,
         Err(e) => crate::throw!("run: cannot create the main goroutine: {e}"),
     };
-    let handle = JoinHandle::from_parts(packet, goid);
+    let handle: JoinHandle<T> = JoinHandle::from_parts(g, goid);
     if m.p().is_some() {
         let done = || handle.is_finished();
         crate::sched::schedule::schedule(m, Some(&done));

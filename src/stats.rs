@@ -56,6 +56,9 @@ pub struct SchedStats {
 pub fn stats() -> SchedStats {
     let procs = SCHED.procs();
     let c = &SCHED.counters;
+    let per_p = |f: fn(&crate::sched::p::P) -> u64| -> u64 {
+        (0..crate::MAX_PROCS).map_while(|i| SCHED.p(i)).map(f).sum()
+    };
     SchedStats {
         goroutines: crate::num_goroutine(),
         threads: SCHED.mcount.load(Ordering::Relaxed).max(0) as usize,
@@ -67,9 +70,10 @@ pub fn stats() -> SchedStats {
         local_runq: (0..procs)
             .map(|i| SCHED.p(i).map_or(0, |p| p.runq.len() as usize))
             .collect(),
-        spawns: c.spawns.load(Ordering::Relaxed),
-        steals: c.steals.load(Ordering::Relaxed),
-        parks: c.parks.load(Ordering::Relaxed),
+        spawns: per_p(|p| p.created.load(Ordering::Relaxed))
+            + SCHED.ngoroutines.load(Ordering::Relaxed).max(0) as u64,
+        steals: per_p(|p| p.steals.load(Ordering::Relaxed)),
+        parks: per_p(|p| p.parks.load(Ordering::Relaxed)),
         handoffs: c.handoffs.load(Ordering::Relaxed),
         preemptions: c.preemptions.load(Ordering::Relaxed),
         stack_guard_mode: stack::guard_mode(),

@@ -9,6 +9,8 @@ pub(crate) mod g;
 #[cfg(not(loom))]
 pub(crate) mod idle;
 #[cfg(not(loom))]
+pub(crate) mod join;
+#[cfg(not(loom))]
 pub(crate) mod m;
 #[cfg(not(loom))]
 pub(crate) mod p;

@@ -9,7 +9,7 @@ use super::m::M;
 use super::runq::LocalQueue;
 use std::cell::{Cell, UnsafeCell};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// On the idle list, empty run queue (Go `_Pidle`).
 pub(crate) const P_IDLE: u32 = 0;
@@ -29,6 +29,13 @@ pub(crate) struct P {
     /// Incremented when `execute` starts a new time slice (Go: `p.schedtick`). Written by
     /// the owner M; read by others (sysmon, stats).
     pub(crate) schedtick: AtomicU32,
+    /// Goroutines created on this P, and goroutines that exited on it; `num_goroutine`
+    /// sums the differences. Written by the owner M only (with [`bump`]); read by anyone.
+    pub(crate) created: AtomicU64,
+    pub(crate) exited: AtomicU64,
+    /// Counters for stats, owner-written: parks on this P, successful steals by it.
+    pub(crate) parks: AtomicU64,
+    pub(crate) steals: AtomicU64,
     /// Dead Gs with stacks, for reuse (Go: `p.gFree`). Owner M only.
     gfree: UnsafeCell<Vec<&'static G>>,
     /// Goroutine-id cache (Go: `p.goidcache`, `p.goidcacheend`). Owner M only.
@@ -53,6 +60,10 @@ impl P {
             m: AtomicPtr::new(ptr::null_mut()),
             runq: LocalQueue::new(),
             schedtick: AtomicU32::new(0),
+            created: AtomicU64::new(0),
+            exited: AtomicU64::new(0),
+            parks: AtomicU64::new(0),
+            steals: AtomicU64::new(0),
             gfree: UnsafeCell::new(Vec::new()),
             goidcache: Cell::new(0),
             goidcacheend: Cell::new(0),
@@ -85,3 +96,10 @@ impl P {
 
 /// Go: `_GoidCacheBatch`.
 pub(crate) const GOID_BATCH: u64 = 16;
+
+/// Increments a counter that only one thread writes (no locked instruction needed; a
+/// concurrent reader sees the old or the new value).
+#[inline]
+pub(crate) fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}

@@ -49,14 +49,19 @@ pub(crate) fn gopark(unlockf: Option<&mut dyn FnMut() -> bool>, reason: WaitReas
 pub(crate) fn goready(gp: &'static G) {
     gp.cas_status(G_WAITING, G_RUNNABLE);
     match getm().and_then(|m| m.p()) {
-        Some(p) => runqput(p, gp, true),
+        Some(p) => {
+            let _ = runqput(p, gp, true);
+        }
         None => SCHED.lock().globrunqput(gp),
     }
     wakep();
 }
 
-/// Yields the processor: the goroutine goes to the global run queue and runs again later
-/// (Go: `runtime.Gosched`). On a plain thread, yields the thread.
+/// Yields the processor: the goroutine goes to the back of its P's run queue and runs
+/// again after the goroutines queued there (Go: `runtime.Gosched`, which uses the global
+/// queue; gort uses the local one, like Go's internal `goyield`, which avoids a global
+/// lock per yield; other Ps can still steal the goroutine). On a plain thread, yields
+/// the thread.
 pub fn gosched() {
     match getg() {
         Some(g) => g.switch_to_g0(Switch::Gosched),

@@ -1,9 +1,10 @@
 //! Creating and finishing goroutines: `newproc`, `malg`, `gfget`/`gfput`, `goexit0`
 //! (Go: proc.go).
 
-use super::g::{Exit, GCoroutine, GYielder, G, G_DEAD, G_IDLE, G_RUNNABLE, G_RUNNING};
+use super::g::{GCoroutine, GYielder, G, G_DEAD, G_IDLE, G_RUNNABLE, G_RUNNING};
 use super::idle::wakep;
-use super::m::{getg, getm, M};
+use super::m::{getg, getm};
+use super::p::bump;
 use super::p::P;
 use super::schedt::{lock, SCHED};
 use super::schedule::runqput;
@@ -32,16 +33,23 @@ pub(crate) struct SpawnOpts {
 
 /// Creates a goroutine running `f` and makes it runnable (Go: `newproc` + `newproc1`).
 /// On a goroutine it goes into the current P's `runnext`, so it runs next; from a plain
-/// thread it goes to the global queue. Returns its goroutine id.
-pub(crate) fn newproc<F>(f: F, opts: SpawnOpts, gopc: &'static Location<'static>) -> io::Result<u64>
+/// thread it goes to the global queue. `make_body` turns the new G into the function
+/// it runs (which stores its result in `g.join`). Returns the G (whose join state says
+/// a handle exists) and its id.
+pub(crate) fn newproc<F>(
+    make_body: impl FnOnce(&'static G) -> F,
+    opts: SpawnOpts,
+    gopc: &'static Location<'static>,
+) -> io::Result<(&'static G, u64)>
 where
-    F: FnOnce() -> Exit + Send + 'static,
+    F: FnOnce() + Send + 'static,
 {
     crate::runtime::ensure_init();
     let p = getm().and_then(|m| m.p());
     let gp = gfget(p, opts.stack_size)?;
     // SAFETY: gfget returned a dead G that we own, with a stack of the right size.
     let stack = unsafe { gp.take_stack() }.expect("gfget: G without a stack");
+    let f = make_body(gp);
     let co: GCoroutine = corosensei::Coroutine::with_stack(stack, move |y: &GYielder, ()| {
         match getg() {
             Some(g) => g.set_yielder(y),
@@ -55,15 +63,29 @@ where
     };
     // SAFETY: we own the dead G (see above).
     unsafe { gp.prepare(co, goid, gopc, opts.name, opts.isolate) };
-    SCHED.ngoroutines.fetch_add(1, Ordering::Relaxed);
-    SCHED.counters.spawns.fetch_add(1, Ordering::Relaxed);
-    gp.cas_status(G_DEAD, G_RUNNABLE);
     match p {
-        Some(p) => runqput(p, gp, true),
-        None => SCHED.lock().globrunqput(gp),
+        Some(p) => bump(&p.created),
+        None => {
+            SCHED.ngoroutines.fetch_add(1, Ordering::Relaxed);
+        }
     }
+    gp.cas_status(G_DEAD, G_RUNNABLE);
+    let spilled = match p {
+        Some(p) => runqput(p, gp, true),
+        None => {
+            SCHED.lock().globrunqput(gp);
+            false
+        }
+    };
     wakep();
-    Ok(goid)
+    if spilled && getg().is_some() {
+        // The local queue overflowed: this goroutine is spawning faster than the Ps run
+        // what it spawns. Give way to the queue once (the spawner goes to its tail), so
+        // a spawning loop does not pile up unbounded live goroutines (and their stacks)
+        // in the global queue.
+        super::park::gosched();
+    }
+    Ok((gp, goid))
 }
 
 /// Allocates a new G with no stack (Go: `malg`, `allgadd`).
@@ -135,17 +157,29 @@ fn gfput(p: &'static P, gp: &'static G) {
     }
 }
 
-/// The G's body returned: mark it dead, complete its join handle, and cache it for reuse
-/// (Go: `goexit0`). Runs on g0 of the M that ran the G, which holds `p`.
-pub(crate) fn goexit0(_m: &'static M, p: &'static P, gp: &'static G, exit: Exit) {
+/// The G's body returned: mark it dead, wake its joiner, and cache it for reuse unless a
+/// join handle still refers to it (Go: `goexit0`). Runs on g0 of the M that ran the G,
+/// which holds `p`.
+pub(crate) fn goexit0(p: &'static P, gp: &'static G) {
     // SAFETY: the coroutine returned on this M; we own the G.
     unsafe { gp.finish() };
     gp.cas_status(G_RUNNING, G_DEAD);
-    SCHED.ngoroutines.fetch_sub(1, Ordering::Relaxed);
-    if let Some(c) = exit {
-        c.complete();
+    bump(&p.exited);
+    let (waiter, handle) = gp.join.mark_dead();
+    super::join::wake_joiner(gp, waiter);
+    if !handle {
+        gfput(p, gp);
     }
-    gfput(p, gp);
+}
+
+/// Frees a dead G whose join handle was the last user (join rule 2): into the current
+/// P's cache if the caller holds one, else the global list.
+pub(crate) fn free_g(gp: &'static G) {
+    debug_assert_eq!(gp.status(), G_DEAD);
+    match getm().and_then(|m| m.p()) {
+        Some(p) => gfput(p, gp),
+        None => lock(&SCHED.gfree).hot.push(gp),
+    }
 }
 
 /// Gives back the stack pages of dead Gs piled up in the global free list beyond a warm

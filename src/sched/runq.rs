@@ -73,16 +73,22 @@ impl<T> LocalQueue<T> {
     /// Puts `g` on the queue (owner only). With `next`, `g` goes into `runnext` and the
     /// G it displaces goes to the tail. When the ring is full, half of it plus the new G
     /// are handed to `overflow` (which puts them on the global queue), oldest first.
+    /// Returns whether that happened.
     ///
     /// Go: proc.go `runqput`.
-    pub(crate) fn put(&self, mut g: *mut T, next: bool, overflow: &mut dyn FnMut(&[*mut T])) {
+    pub(crate) fn put(
+        &self,
+        mut g: *mut T,
+        next: bool,
+        overflow: &mut dyn FnMut(&[*mut T]),
+    ) -> bool {
         debug_assert!(!g.is_null());
         if next {
             // acq_rel: release publishes g to whoever takes it from runnext, and orders our
             // earlier tail stores before it for `is_empty`'s re-read of tail
             let old = self.runnext.swap(g, AcqRel);
             if old.is_null() {
-                return;
+                return false;
             }
             g = old; // kick the old runnext out to the regular queue
         }
@@ -92,10 +98,10 @@ impl<T> LocalQueue<T> {
             if t.wrapping_sub(h) < RUNQ_CAP {
                 self.slot(t).store(g, Relaxed);
                 self.tail.store(t.wrapping_add(1), Release); // release; pairs with the acquire of tail in grab
-                return;
+                return false;
             }
             if self.put_slow(g, h, t, overflow) {
-                return;
+                return true;
             }
             // a consumer took some Gs meanwhile: the fast path will work now
         }

@@ -32,9 +32,6 @@ pub(crate) struct GFree {
 /// Scheduler-wide counters for `gort::stats()`.
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub(crate) spawns: AtomicU64,
-    pub(crate) steals: AtomicU64,
-    pub(crate) parks: AtomicU64,
     pub(crate) handoffs: AtomicU64,
     pub(crate) preemptions: AtomicU64,
     pub(crate) stack_releases: AtomicU64,
@@ -59,7 +56,8 @@ pub(crate) struct Sched {
     pub(crate) gomaxprocs: AtomicU32,
     /// Goroutine id generator (Go: `sched.goidgen`).
     pub(crate) goidgen: AtomicU64,
-    /// Live goroutines (created and not yet dead).
+    /// Goroutines created from threads without a P (those created on a P are counted
+    /// per P; see `P::created`).
     pub(crate) ngoroutines: AtomicI64,
     /// Ms created so far = next M id (Go: `sched.mnext`).
     pub(crate) mnext: AtomicI64,
@@ -107,9 +105,6 @@ pub(crate) static SCHED: Sched = Sched {
     allm: Mutex::new(Vec::new()),
     started: AtomicBool::new(false),
     counters: Counters {
-        spawns: AtomicU64::new(0),
-        steals: AtomicU64::new(0),
-        parks: AtomicU64::new(0),
         handoffs: AtomicU64::new(0),
         preemptions: AtomicU64::new(0),
         stack_releases: AtomicU64::new(0),
@@ -132,6 +127,23 @@ impl Sched {
     pub(crate) fn p(&self, i: usize) -> Option<&'static P> {
         // SAFETY: entries are null or leaked Ps, never freed.
         unsafe { self.allp[i].load(Ordering::Acquire).as_ref() }
+    }
+
+    /// Live goroutines: those created minus those exited, over every P ever created,
+    /// plus those created from plain threads.
+    pub(crate) fn gcount(&self) -> i64 {
+        let mut n = self.ngoroutines.load(Ordering::Relaxed);
+        for slot in &self.allp {
+            // SAFETY: entries are null or leaked Ps.
+            match unsafe { slot.load(Ordering::Acquire).as_ref() } {
+                Some(p) => {
+                    n += p.created.load(Ordering::Relaxed) as i64;
+                    n -= p.exited.load(Ordering::Relaxed) as i64;
+                }
+                None => break,
+            }
+        }
+        n
     }
 
     /// Current GOMAXPROCS.

@@ -14,13 +14,14 @@ use std::sync::atomic::{fence, Ordering};
 const STEAL_TRIES: usize = 4;
 
 /// Puts `g` on `p`'s local queue (`next`: in `runnext`), spilling half the queue to the
-/// global queue when full (Go: `runqput` + `runqputslow`). Caller owns `p`.
-pub(crate) fn runqput(p: &'static P, g: &'static G, next: bool) {
+/// global queue when full (Go: `runqput` + `runqputslow`); returns whether it spilled.
+/// Caller owns `p`.
+pub(crate) fn runqput(p: &'static P, g: &'static G, next: bool) -> bool {
     p.runq.put(g as *const G as *mut G, next, &mut |batch| {
         let mut l = SCHED.lock();
         // SAFETY: the queue only ever holds pointers made from `&'static G` above.
         l.globrunqputbatch(batch.iter().map(|&g| unsafe { &*g }));
-    });
+    })
 }
 
 /// Takes the next G of `p` (Go: `runqget`). Caller owns `p`.
@@ -38,7 +39,7 @@ fn globrunqget(p: &'static P, max: usize) -> Option<&'static G> {
     let mut extra = Vec::new();
     let g = SCHED.lock().globrunqget(max, &mut extra)?;
     for g2 in extra {
-        runqput(p, g2, false);
+        let _ = runqput(p, g2, false);
     }
     Some(g)
 }
@@ -91,7 +92,11 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) {
         gp.cas_status(G_RUNNABLE, G_RUNNING);
         gp.preempt.store(false, Ordering::Relaxed);
         if !inherit {
-            p.schedtick.fetch_add(1, Ordering::Relaxed);
+            // only the owner writes schedtick
+            p.schedtick.store(
+                p.schedtick.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
         }
         // SAFETY: we took gp off a run queue and made it _Grunning: we own its context.
         let r = unsafe { gp.resume() };
@@ -103,7 +108,7 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) {
                 // Go: park_m. The status changes before the unlock function runs, so a
                 // waker that sees the G on its wait queue may ready it at once.
                 gp.cas_status(G_RUNNING, G_WAITING);
-                SCHED.counters.parks.fetch_add(1, Ordering::Relaxed);
+                super::p::bump(&p.parks);
                 if let Some(f) = unlockf {
                     // SAFETY: gopark's contract: the function lives on the parked G's
                     // stack, which nobody resumes until the function published the G.
@@ -117,9 +122,12 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) {
                 return;
             }
             corosensei::CoroutineResult::Yield(Switch::Gosched) => {
-                // Go: gosched_m → goschedImpl: to the global queue.
+                // Go's Gosched puts the G on the global queue; gort puts it at the tail
+                // of the local queue, as Go's runtime-internal goyield does: no lock,
+                // and idle Ps still steal it. The 1-in-61 global check keeps the global
+                // queue from starving.
                 gp.cas_status(G_RUNNING, G_RUNNABLE);
-                SCHED.lock().globrunqput(gp);
+                let _ = runqput(p, gp, false);
                 return;
             }
             corosensei::CoroutineResult::Yield(Switch::Call(f)) => {
@@ -133,8 +141,8 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) {
             corosensei::CoroutineResult::Yield(Switch::Fatal(report)) => {
                 crate::debug::fatal_panic(gp, &report);
             }
-            corosensei::CoroutineResult::Return(exit) => {
-                super::proc::goexit0(m, p, gp, exit);
+            corosensei::CoroutineResult::Return(()) => {
+                super::proc::goexit0(p, gp);
                 return;
             }
         }
@@ -149,7 +157,7 @@ fn migrate_away(m: &'static M, p: &'static P, gp: &'static G) -> bool {
     }
     // gp is runnable and owned by us: put it in runnext and give the P to another M,
     // which runs runnext first.
-    runqput(p, gp, true);
+    let _ = runqput(p, gp, true);
     let p = releasep(m).expect("migrate: P");
     startm(Some(p), false);
     if !m.is_run {
@@ -217,7 +225,7 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
             let g = l.globrunqget(0, &mut extra);
             drop(l);
             for g2 in extra {
-                runqput(p, g2, false);
+                let _ = runqput(p, g2, false);
             }
             if let Some(g) = g {
                 return Some((g, false));
@@ -294,7 +302,7 @@ fn steal_work(m: &'static M, p: &'static P) -> Option<&'static G> {
                 }
             };
             if let Some(g) = p.runq.steal_from(&p2.runq, steal_runnext, &victim_running) {
-                SCHED.counters.steals.fetch_add(1, Ordering::Relaxed);
+                super::p::bump(&p.steals);
                 // SAFETY: the queues only hold pointers made from `&'static G`.
                 return Some(unsafe { &*g });
             }
