@@ -1,7 +1,9 @@
 //! The G: a goroutine's descriptor (Go: runtime2.go `type g`).
 //!
-//! G structs are allocated once (`malg`), leaked, listed in `allgs` and reused through
-//! the free lists: they are never freed, as in Go, so a `&'static G` is always valid.
+//! G structs are allocated once (`malg`) at the top of their own stack, listed in `allgs`
+//! and reused through the free lists with that stack: they are never freed, as in Go, so
+//! a `&'static G` is always valid. Keeping the G on its stack's top page means a parked
+//! goroutine costs one page for its descriptor and its frames together.
 
 use super::m::M;
 use crate::stack::GStack;
@@ -141,42 +143,51 @@ pub(crate) type GCoroutine = corosensei::Coroutine<(), Switch, (), GStack>;
 pub(crate) type GYielder = corosensei::Yielder<(), Switch>;
 
 /// A goroutine.
+///
+/// `repr(C)` with the fields a switch touches first, so that running a G touches one
+/// or two cache lines of it.
+#[repr(C, align(64))]
 pub(crate) struct G {
-    /// Goroutine id (main = 1). Written by the creator before the G is published on a run
-    /// queue (the queue's release store publishes it); read by anyone.
-    pub(crate) goid: AtomicU64,
-    /// `_G*` status. Changed only through [`G::cas_status`].
-    status: AtomicU32,
+    // --- hot: touched on every switch ---
     /// Saved context. Owned exclusively by whoever holds the G: its creator until it is
     /// queued, then the M that took it off a queue (running it), then that M's g0.
     coro: UnsafeCell<Option<GCoroutine>>,
+    /// `_G*` status. Changed only through [`G::cas_status`].
+    status: AtomicU32,
+    /// Last wait reason (Go keeps it after the G becomes runnable, too).
+    waitreason: AtomicU8,
+    /// The scheduler asked this G to give way (Go: `g.preempt`).
+    pub(crate) preempt: AtomicBool,
+    /// The M running this G, or null (Go: `g.m`). Written by that M.
+    pub(crate) m: AtomicPtr<M>,
+    /// The running coroutine's yielder; set by the G itself at entry, read only by the G.
+    yielder: Cell<*const GYielder>,
+    /// The M that last ran this G (for `GORT_DEBUG=migrate=1`). Written by that M.
+    pub(crate) last_m: AtomicPtr<M>,
+    /// Goroutine id (main = 1). Written by the creator before the G is published on a run
+    /// queue (the queue's release store publishes it); read by anyone.
+    pub(crate) goid: AtomicU64,
+    // --- warm: spawn, exit, join ---
+    /// Result and joiner (protocol in `join.rs`).
+    pub(crate) join: super::join::Join,
     /// The stack while the G is dead (kept for reuse). Owned like `coro`.
     stack: UnsafeCell<Option<GStack>>,
+    /// Creation site (Go: `gopc`). Written by the creator before publication.
+    gopc: Cell<&'static Location<'static>>,
+    /// Whether a panic ends only this G (`Builder::isolate_panics`). Creator-written.
+    isolate: Cell<bool>,
+    /// Whether this is the main goroutine of a `run` call. Creator-written.
+    pub(crate) is_main: Cell<bool>,
+    /// Usable size requested for this G's stack. Immutable after `malg`.
+    stack_class: Cell<usize>,
+    // --- cold ---
     /// Bounds of the current stack, for dumps and fault reports. Written by the owner.
     pub(crate) stack_lo: AtomicU64,
     pub(crate) stack_hi: AtomicU64,
-    /// The running coroutine's yielder; set by the G itself at entry, read only by the G.
-    yielder: Cell<*const GYielder>,
-    /// Last wait reason (Go keeps it after the G becomes runnable, too).
-    waitreason: AtomicU8,
-    /// Creation site (Go: `gopc`). Written by the creator before publication.
-    gopc: Cell<&'static Location<'static>>,
     /// Name from `Builder::name`. Written by the creator before publication.
     name: UnsafeCell<Option<Box<str>>>,
-    /// Whether a panic ends only this G (`Builder::isolate_panics`). Creator-written.
-    isolate: Cell<bool>,
-    /// The M running this G, or null (Go: `g.m`). Written by that M.
-    pub(crate) m: AtomicPtr<M>,
-    /// The M that last ran this G (for `GORT_DEBUG=migrate=1`). Written by that M.
-    pub(crate) last_m: AtomicPtr<M>,
-    /// The scheduler asked this G to give way (Go: `g.preempt`).
-    pub(crate) preempt: AtomicBool,
-    /// Whether this is the main goroutine of a `run` call.
-    pub(crate) is_main: Cell<bool>,
     /// Goroutine-local values (`gort::local!`), indexed by key id. Only the G touches them.
     pub(crate) locals: UnsafeCell<Vec<Option<Box<dyn Any>>>>,
-    /// Result and joiner (protocol in `join.rs`).
-    pub(crate) join: super::join::Join,
 }
 
 // SAFETY: every field is either atomic or documented above as owned by exactly one party
@@ -208,6 +219,7 @@ impl G {
             is_main: Cell::new(false),
             locals: UnsafeCell::new(Vec::new()),
             join: super::join::Join::new(),
+            stack_class: Cell::new(0),
         }
     }
 
@@ -317,19 +329,16 @@ impl G {
     /// # Safety
     /// The caller owns the dead G exclusively.
     pub(crate) unsafe fn put_stack(&self, s: GStack) {
+        self.stack_class.set(s.class());
         self.stack_lo.store(s.lo() as u64, Ordering::Relaxed);
         self.stack_hi.store(s.hi() as u64, Ordering::Relaxed);
         // SAFETY: exclusive ownership per the contract.
         unsafe { *self.stack.get() = Some(s) };
     }
 
-    /// Usable size of the kept stack, if any.
-    ///
-    /// # Safety
-    /// The caller owns the dead G exclusively.
-    pub(crate) unsafe fn kept_stack_size(&self) -> Option<usize> {
-        // SAFETY: exclusive ownership per the contract.
-        unsafe { (*self.stack.get()).as_ref().map(|s| s.usable()) }
+    /// Size class of the G's stack (its home: the G lives at the top of it).
+    pub(crate) fn stack_class(&self) -> usize {
+        self.stack_class.get()
     }
 
     /// Reference to the kept stack (for releasing its pages).

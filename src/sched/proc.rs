@@ -88,17 +88,38 @@ where
     Ok((gp, goid))
 }
 
-/// Allocates a new G with no stack (Go: `malg`, `allgadd`).
-fn malg() -> &'static G {
-    let g: &'static G = Box::leak(Box::new(G::new()));
+/// Allocates a new G at the top of a new stack of `size` usable bytes
+/// (Go: `malg`, `allgadd`).
+fn malg(size: usize) -> io::Result<&'static G> {
+    let (stack, at) = stack::alloc_with_header(size, std::mem::size_of::<G>())?;
+    let gp = at as *mut G;
+    debug_assert_eq!(at % std::mem::align_of::<G>(), 0);
+    // SAFETY: `at` is the 64-byte aligned header reserved at the top of a stack nobody
+    // else uses; it is writable and stays mapped forever (slabs are never unmapped), so
+    // the G written there is valid for 'static. The coroutine stack ends below it.
+    let g: &'static G = unsafe {
+        gp.write(G::new());
+        &*gp
+    };
+    // SAFETY: the G is new and ours.
+    unsafe { g.put_stack(stack) };
     g.cas_status(G_IDLE, G_DEAD);
     lock(&SCHED.allgs).push(g);
-    g
+    Ok(g)
 }
 
-/// Gets a dead G with a stack of `size` usable bytes: from `p`'s cache, refilled from
-/// the global list, else a new one (Go: `gfget`).
+/// Gets a dead G whose stack has `size` usable bytes: for the default size from `p`'s
+/// cache, refilled from the global list; other sizes from the global list of odd-sized
+/// Gs; else a new one (Go: `gfget`).
 fn gfget(p: Option<&'static P>, size: usize) -> io::Result<&'static G> {
+    if size != crate::config::settings().stack_size {
+        let mut gl = lock(&SCHED.gfree);
+        if let Some(i) = gl.other.iter().position(|g| g.stack_class() == size) {
+            return Ok(gl.other.swap_remove(i));
+        }
+        drop(gl);
+        return malg(size);
+    }
     let cached = match p {
         Some(p) => {
             // SAFETY: we run on the M that owns p.
@@ -119,33 +140,19 @@ fn gfget(p: Option<&'static P>, size: usize) -> io::Result<&'static G> {
             gl.hot.pop().or_else(|| gl.cold.pop())
         }
     };
-    let gp = cached.unwrap_or_else(malg);
-    // SAFETY: gp is dead and ours (taken off a free list, or new).
-    match unsafe { gp.kept_stack_size() } {
-        Some(s) if s == size => return Ok(gp),
-        Some(_) => {
-            // SAFETY: as above.
-            if let Some(old) = unsafe { gp.take_stack() } {
-                stack::free(old);
-            }
-        }
-        None => {}
-    }
-    match stack::alloc(size) {
-        Ok(s) => {
-            // SAFETY: as above.
-            unsafe { gp.put_stack(s) };
-            Ok(gp)
-        }
-        Err(e) => {
-            lock(&SCHED.gfree).cold.push(gp); // keep the G for later
-            Err(e)
-        }
+    match cached {
+        Some(g) => Ok(g),
+        None => malg(size),
     }
 }
 
 /// Puts a dead G on `p`'s free list, spilling to the global list (Go: `gfput`).
+/// Odd-sized Gs go straight to the global list of those.
 fn gfput(p: &'static P, gp: &'static G) {
+    if gp.stack_class() != crate::config::settings().stack_size {
+        lock(&SCHED.gfree).other.push(gp);
+        return;
+    }
     // SAFETY: we run on the M that owns p.
     let cache = unsafe { p.gfree() };
     cache.push(gp);
@@ -178,7 +185,10 @@ pub(crate) fn free_g(gp: &'static G) {
     debug_assert_eq!(gp.status(), G_DEAD);
     match getm().and_then(|m| m.p()) {
         Some(p) => gfput(p, gp),
-        None => lock(&SCHED.gfree).hot.push(gp),
+        None if gp.stack_class() == crate::config::settings().stack_size => {
+            lock(&SCHED.gfree).hot.push(gp)
+        }
+        None => lock(&SCHED.gfree).other.push(gp),
     }
 }
 

@@ -27,6 +27,8 @@ pub(crate) struct GFree {
     pub(crate) hot: Vec<&'static G>,
     /// Gs whose stack pages were given back (`stack::release`).
     pub(crate) cold: Vec<&'static G>,
+    /// Dead Gs with stacks of a non-default size (`Builder::stack_size`).
+    pub(crate) other: Vec<&'static G>,
 }
 
 /// Scheduler-wide counters for `gort::stats()`.
@@ -100,6 +102,7 @@ pub(crate) static SCHED: Sched = Sched {
     gfree: Mutex::new(GFree {
         hot: Vec::new(),
         cold: Vec::new(),
+        other: Vec::new(),
     }),
     allgs: Mutex::new(Vec::new()),
     allm: Mutex::new(Vec::new()),

@@ -109,17 +109,20 @@ pub(crate) fn round_size(bytes: usize) -> Result<usize, String> {
     Ok(bytes.div_ceil(page) * page)
 }
 
-/// One goroutine stack: `[bottom, bottom + page)` is the guard, `top` the highest address.
+/// One goroutine stack: `[bottom, bottom + page)` is the guard, `top` the highest address
+/// the coroutine may use (the G descriptor lives just above it, see [`alloc_with_header`]).
 #[derive(Debug)]
 pub(crate) struct GStack {
     top: usize,
     bottom: usize,
+    /// The usable size that was requested (the size class).
+    class: usize,
 }
 
 impl GStack {
-    /// Usable bytes (excluding the guard page).
-    pub(crate) fn usable(&self) -> usize {
-        self.top - self.bottom - page_size()
+    /// The requested usable size (size class) of this stack.
+    pub(crate) fn class(&self) -> usize {
+        self.class
     }
     /// Lowest usable address.
     pub(crate) fn lo(&self) -> usize {
@@ -137,11 +140,22 @@ impl GStack {
 // coroutine running on it.
 unsafe impl corosensei::stack::Stack for GStack {
     fn base(&self) -> corosensei::stack::StackPointer {
-        NonZeroUsize::new(self.top).expect("stack top is non-zero")
+        NonZeroUsize::new(self.top - colour(self.top)).expect("stack top is non-zero")
     }
     fn limit(&self) -> corosensei::stack::StackPointer {
         NonZeroUsize::new(self.bottom).expect("stack bottom is non-zero")
     }
+}
+
+/// Offset of a stack's starting point below its top, varied per stack ("colouring").
+///
+/// Stacks are a multiple of the page size apart, so without it the hot top of every
+/// stack falls on the same cache sets, and switching among many goroutines thrashes
+/// those sets. Shifting each start by a multiple of 64 bytes (a cache line) within the
+/// first kilobyte spreads them over 16 sets.
+fn colour(top: usize) -> usize {
+    let idx = top / page_size();
+    (idx.wrapping_mul(7) % 16) * 64
 }
 
 /// A slab's address range and stride, readable from the SIGSEGV handler without locks.
@@ -162,14 +176,13 @@ static SLABS: [SlabRec; MAX_SLABS] = [EMPTY_REC; MAX_SLABS];
 /// Number of published entries in `SLABS` (release on publish, acquire on read).
 static NSLABS: AtomicUsize = AtomicUsize::new(0);
 
-/// Per-size state: the slab being carved and stacks returned without a G.
+/// Per-size state: the slab being carved.
 struct SizeClass {
     usable: usize,
     stride: usize,
     /// Next unused address in the current slab, and its end.
     next: usize,
     end: usize,
-    free: Vec<GStack>,
 }
 
 /// Allocator state. Lock order: taken after `sched.gfree`, never while holding `sched.lock`.
@@ -180,8 +193,25 @@ pub(crate) static RESERVED_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// Stacks carved from slabs so far.
 pub(crate) static STACKS_CARVED: AtomicUsize = AtomicUsize::new(0);
 
+/// Allocates a stack with `usable` bytes (already rounded by [`round_size`]) and reserves
+/// `header` bytes at its very top (64-byte aligned) for the goroutine's descriptor, so a
+/// parked goroutine's G and its top frames share one page. Returns the stack below the
+/// header and the header's address.
+pub(crate) fn alloc_with_header(usable: usize, header: usize) -> io::Result<(GStack, usize)> {
+    let s = alloc(usable)?;
+    let h = s.top - header.div_ceil(64) * 64;
+    Ok((
+        GStack {
+            top: h,
+            bottom: s.bottom,
+            class: s.class,
+        },
+        h,
+    ))
+}
+
 /// Allocates a stack with `usable` bytes (already rounded by [`round_size`]).
-pub(crate) fn alloc(usable: usize) -> io::Result<GStack> {
+fn alloc(usable: usize) -> io::Result<GStack> {
     let page = page_size();
     let mut classes = ALLOC.lock().unwrap_or_else(|e| e.into_inner());
     let idx = match classes.iter().position(|c| c.usable == usable) {
@@ -192,15 +222,11 @@ pub(crate) fn alloc(usable: usize) -> io::Result<GStack> {
                 stride: usable + page,
                 next: 0,
                 end: 0,
-                free: Vec::new(),
             });
             classes.len() - 1
         }
     };
     let class = &mut classes[idx];
-    if let Some(s) = class.free.pop() {
-        return Ok(s);
-    }
     if class.next + class.stride > class.end {
         let (start, end) = new_slab(class.stride)?;
         class.next = start;
@@ -214,16 +240,8 @@ pub(crate) fn alloc(usable: usize) -> io::Result<GStack> {
     Ok(GStack {
         top: bottom + usable + page,
         bottom,
+        class: usable,
     })
-}
-
-/// Returns a stack that no G keeps any more.
-pub(crate) fn free(s: GStack) {
-    let usable = s.usable();
-    let mut classes = ALLOC.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = classes.iter_mut().find(|c| c.usable == usable) {
-        c.free.push(s);
-    }
 }
 
 /// Gives back the pages of `s` below the top [`RELEASE_KEEP`] bytes (`MADV_DONTNEED`).
@@ -343,12 +361,15 @@ mod tests {
     }
 
     #[test]
-    fn carve_write_release_reuse() {
-        let s = alloc(round_size(64 * 1024).unwrap()).unwrap();
-        assert_eq!(s.usable(), 64 * 1024);
-        // the whole usable range is writable
+    fn carve_write_release() {
+        let (s, header) = alloc_with_header(round_size(64 * 1024).unwrap(), 300).unwrap();
+        assert_eq!(s.class(), 64 * 1024);
+        assert_eq!(header % 64, 0);
+        assert_eq!(s.hi(), header);
+        assert!(header + 300 <= s.bottom + page_size() + 64 * 1024);
+        let len = s.hi() - s.lo();
         // SAFETY: [lo, hi) is this stack's usable memory, owned by the test.
-        unsafe { std::ptr::write_bytes(s.lo() as *mut u8, 0xAB, s.usable()) };
+        unsafe { std::ptr::write_bytes(s.lo() as *mut u8, 0xAB, len) };
         assert!(
             guard_hit(s.lo() - 1).is_some(),
             "guard page below the stack"
@@ -361,10 +382,5 @@ mod tests {
         // SAFETY: the kept top part is intact.
         let high = unsafe { *((s.hi() - 1) as *const u8) };
         assert_eq!(high, 0xAB);
-        let bottom = s.bottom;
-        free(s);
-        let again = alloc(round_size(64 * 1024).unwrap()).unwrap();
-        assert_eq!(again.bottom, bottom, "freed stack is reused");
-        free(again);
     }
 }
