@@ -9,9 +9,12 @@ use super::runq::RUNQ_CAP;
 use super::schedt::SCHED;
 use crate::config::settings;
 use std::sync::atomic::{fence, Ordering};
+use std::time::{Duration, Instant};
 
 /// Go: `stealTries`.
 const STEAL_TRIES: usize = 4;
+/// How long a spinning M keeps looking for work before it gives its P back and sleeps.
+const SPIN_FOR: Duration = Duration::from_micros(20);
 
 /// Puts `g` on `p`'s local queue (`next`: in `runnext`), spilling half the queue to the
 /// global queue when full (Go: `runqput` + `runqputslow`); returns whether it spilled.
@@ -213,8 +216,22 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
                 m.spinning.store(true, Ordering::Relaxed);
                 SCHED.nmspinning.fetch_add(1, Ordering::SeqCst);
             }
-            if let Some(g) = steal_work(m, p) {
-                return Some((g, false));
+            // Go gives up after one round of stealing; waking a sleeping thread costs
+            // tens of microseconds here, so a spinning M keeps looking for a short while
+            // first (SPIN_FOR), which turns bursts of spawns and wake-ups into steals
+            // instead of futex sleep/wake pairs.
+            let deadline = Instant::now() + SPIN_FOR;
+            loop {
+                if let Some(g) = steal_work(m, p) {
+                    return Some((g, false));
+                }
+                if SCHED.runqsize.load(Ordering::SeqCst) != 0 || Instant::now() >= deadline {
+                    break;
+                }
+                pause(Duration::from_nanos(500));
+            }
+            if SCHED.runqsize.load(Ordering::SeqCst) != 0 {
+                continue 'top;
             }
         }
 
@@ -296,9 +313,10 @@ fn steal_work(m: &'static M, p: &'static P) -> Option<&'static G> {
             // (the last pass will also run the victim's timers)
             let victim_running = || {
                 // Go sleeps 3 µs before taking a running P's runnext, so the owner gets a
-                // chance to schedule it; a yield is the cheapest pause that does the same.
+                // chance to schedule it. The owner runs on another CPU, so a 3 µs spin
+                // does the same without two system calls.
                 if p2.status.load(Ordering::Relaxed) == super::p::P_RUNNING {
-                    std::thread::yield_now();
+                    pause(Duration::from_micros(3));
                 }
             };
             if let Some(g) = p.runq.steal_from(&p2.runq, steal_runnext, &victim_running) {
@@ -309,6 +327,21 @@ fn steal_work(m: &'static M, p: &'static P) -> Option<&'static G> {
         }
     }
     None
+}
+
+/// Spins for `d` (yields instead when there is a single CPU, where spinning would only
+/// delay the thread we wait for).
+fn pause(d: Duration) {
+    if crate::num_cpu() <= 1 {
+        std::thread::yield_now();
+        return;
+    }
+    let t = Instant::now();
+    while t.elapsed() < d {
+        for _ in 0..16 {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// Enumerates `0..count` exactly once each, starting at a random position with a random
