@@ -126,7 +126,7 @@ pub(crate) fn fatal_panic(gp: &'static G, r: &FatalReport) -> ! {
         let _ = writeln!(out, "panicked at {loc}");
     }
     if let Some(bt) = &r.backtrace {
-        let _ = write!(out, "{bt}");
+        out.push_str(&go_frames(&bt.to_string(), show_runtime_frames()));
     }
     if !gp.is_main.get() {
         let _ = writeln!(out, "created by {}", gp.gopc());
@@ -163,6 +163,77 @@ fn dump_goroutines(out: &mut String, skip: Option<&G>) {
         write_created_by(out, g);
         out.push('\n');
     }
+}
+
+/// Whether tracebacks show the runtime's and the standard library's frames
+/// (`GORT_TRACEBACK=system` or `crash`, as Go's level 2).
+fn show_runtime_frames() -> bool {
+    matches!(settings().traceback, Traceback::System | Traceback::Crash)
+}
+
+/// Whether a frame belongs to the runtime, the standard library or the panic machinery
+/// (hidden at traceback level 1, as Go hides `runtime.*`).
+fn is_runtime_frame(sym: &str) -> bool {
+    const PREFIXES: [&str; 10] = [
+        "std::",
+        "core::",
+        "alloc::",
+        "gort::",
+        "corosensei::",
+        "__rust",
+        "<alloc::",
+        "<core::",
+        "<std::",
+        "rust_begin_unwind",
+    ];
+    PREFIXES.iter().any(|p| sym.starts_with(p)) || sym.starts_with("<gort::")
+}
+
+/// Reformats `std::backtrace::Backtrace`'s text as Go prints frames:
+/// `function(...)` then a tab and `file:line`. Frames before the panic machinery's
+/// last frame (the hook and the unwinder) are dropped, and runtime frames are hidden
+/// unless `show_runtime`.
+pub(crate) fn go_frames(bt: &str, show_runtime: bool) -> String {
+    // (symbol, location) pairs from lines "  N: symbol" and "      at file:line:col"
+    let mut frames: Vec<(String, Option<String>)> = Vec::new();
+    for line in bt.lines() {
+        let t = line.trim_start();
+        if let Some(loc) = t.strip_prefix("at ") {
+            if let Some(f) = frames.last_mut() {
+                f.1.get_or_insert_with(|| loc.to_string());
+            }
+        } else if let Some((num, sym)) = t.split_once(": ") {
+            if num.chars().all(|c| c.is_ascii_digit()) {
+                frames.push((sym.to_string(), None));
+            }
+        }
+    }
+    // start after the last frame of the panic/backtrace machinery
+    let start = frames
+        .iter()
+        .rposition(|(s, _)| {
+            s.contains("panicking::panic_fmt")
+                || s.contains("rust_begin_unwind")
+                || s.starts_with("std::backtrace::Backtrace")
+        })
+        .map_or(0, |i| i + 1);
+    let mut out = String::new();
+    for (sym, loc) in &frames[start..] {
+        // corosensei's entry frame links the goroutine's stack to the M that resumed
+        // it; what follows belongs to the scheduler's thread, not the goroutine (Go's
+        // traceback likewise ends at goexit).
+        if sym.contains("stack_init_trampoline") {
+            break;
+        }
+        if !show_runtime && is_runtime_frame(sym) {
+            continue;
+        }
+        let _ = writeln!(out, "{sym}(...)");
+        if let Some(loc) = loc {
+            let _ = writeln!(out, "\t{loc}");
+        }
+    }
+    out
 }
 
 fn write_header(out: &mut String, g: &G) {
@@ -208,7 +279,9 @@ pub fn stack(all: bool) -> String {
         // Resolve symbols on g0's stack: symbolisation is deep and goroutine stacks are
         // small.
         let mut text = String::new();
-        crate::sched::park::systemstack(&mut || text = bt.to_string());
+        crate::sched::park::systemstack(&mut || {
+            text = go_frames(&bt.to_string(), show_runtime_frames())
+        });
         out.push_str(&text);
         write_created_by(&mut out, g);
     }
@@ -230,4 +303,36 @@ pub fn stack(all: bool) -> String {
 #[doc(hidden)]
 pub fn m_tid() -> i64 {
     crate::sched::m::getm().map_or(0, |m| m.tid.load(Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_frames;
+
+    const BT: &str = "   0: std::backtrace::Backtrace::force_capture
+             at /rustc/library/std/src/backtrace.rs:1:1
+   1: core::panicking::panic_fmt
+             at /rustc/library/core/src/panicking.rs:80:14
+   2: app::handler
+             at ./src/main.rs:18:5
+   3: gort::api::run_body
+             at ./src/api.rs:40:13
+   4: app::main::{{closure}}
+             at ./src/main.rs:9:9
+";
+
+    #[test]
+    fn frames_in_go_format_runtime_hidden() {
+        let s = go_frames(BT, false);
+        assert_eq!(
+            s,
+            "app::handler(...)\n\t./src/main.rs:18:5\napp::main::{{closure}}(...)\n\t./src/main.rs:9:9\n"
+        );
+        let all = go_frames(BT, true);
+        assert!(all.contains("gort::api::run_body(...)\n\t./src/api.rs:40:13\n"));
+        assert!(
+            !all.contains("panic_fmt"),
+            "machinery before the panic is dropped"
+        );
+    }
 }

@@ -86,3 +86,53 @@ pub(crate) fn systemstack(f: &mut dyn FnMut()) {
         None => f(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// gopark's contract: the unlock function runs on g0 after the G is _Gwaiting;
+    /// returning false cancels the park and the G resumes at once, on the same M.
+    #[test]
+    fn park_cancelled_by_unlock_function_resumes_at_once() {
+        crate::run(|| {
+            let me = getg().unwrap();
+            let calls = AtomicUsize::new(0);
+            let m_before = getm().unwrap().id;
+            let mut unlock = || {
+                assert!(getg().is_none(), "runs on g0");
+                assert_eq!(me.status(), G_WAITING, "status changes before the callback");
+                calls.fetch_add(1, Ordering::SeqCst);
+                false
+            };
+            gopark(Some(&mut unlock), WaitReason::Zero);
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+            assert_eq!(getm().unwrap().id, m_before, "resumed on the same M");
+            assert_eq!(me.status(), crate::sched::g::G_RUNNING);
+        });
+    }
+
+    /// A park published by its unlock function is matched by exactly one goready.
+    #[test]
+    fn park_then_ready_from_another_thread() {
+        crate::run(|| {
+            let me = getg().unwrap();
+            let slot = std::sync::Arc::new(std::sync::Mutex::new(None::<&'static G>));
+            let s2 = slot.clone();
+            let waker = std::thread::spawn(move || loop {
+                if let Some(g) = s2.lock().unwrap().take() {
+                    goready(g);
+                    return;
+                }
+                std::thread::yield_now();
+            });
+            let mut publish = || {
+                *slot.lock().unwrap() = Some(me);
+                true
+            };
+            gopark(Some(&mut publish), WaitReason::Zero);
+            waker.join().unwrap();
+        });
+    }
+}
