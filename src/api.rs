@@ -184,6 +184,7 @@ where
         name: name.map(String::into_boxed_str),
         stack_size,
         isolate,
+        main: false,
     };
     let (g, id) = newproc(|g| move || run_body(f, g), opts, gopc)?;
     Ok(JoinHandle::from_parts(g, id))

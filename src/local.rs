@@ -67,26 +67,47 @@ impl<T: 'static> LocalKey<T> {
     /// Use interior mutability (`Cell`, `RefCell`) to change it.
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
         let id = self.id();
-        let slot = |v: &mut Vec<Option<Box<dyn Any>>>| -> *const T {
-            if v.len() <= id {
-                v.resize_with(id + 1, || None);
-            }
-            if v[id].is_none() {
-                v[id] = Some(Box::new((self.init)()));
-            }
-            let b = v[id].as_ref().expect("just set");
-            b.downcast_ref::<T>().expect("LocalKey type") as *const T
+        // Each access borrows the locals vector only for a moment and never across
+        // user code: the initialiser may itself use other locals (or this one).
+        let get = || -> Option<*const T> {
+            with_locals(|v| {
+                v.get(id)
+                    .and_then(|b| b.as_ref())
+                    .map(|b| b.downcast_ref::<T>().expect("LocalKey type") as *const T)
+            })
         };
-        let ptr = match getg() {
-            // SAFETY: only the running goroutine touches its locals; the vector is not
-            // borrowed elsewhere right now (no `with` hands out the vector itself).
-            Some(g) => slot(unsafe { &mut *g.locals.get() }),
-            // SAFETY: as above, for the current thread's locals.
-            None => THREAD_LOCALS.with(|c| slot(unsafe { &mut *c.get() })),
+        let ptr = match get() {
+            Some(p) => p,
+            None => {
+                let value: Box<dyn Any> = Box::new((self.init)());
+                with_locals(|v| {
+                    if v.len() <= id {
+                        v.resize_with(id + 1, || None);
+                    }
+                    // a re-entrant initialiser may have set it meanwhile: keep the first
+                    if v[id].is_none() {
+                        v[id] = Some(value);
+                    }
+                });
+                get().expect("just set")
+            }
         };
         // SAFETY: the value is boxed, so it does not move when the vector grows, and it
         // is dropped only when its goroutine (or thread) ends, after `f` returned.
         f(unsafe { &*ptr })
+    }
+}
+
+/// Runs `f` on the current goroutine's locals (or the thread's, off goroutines). `f`
+/// must not run user code: the borrow is exclusive.
+fn with_locals<R>(f: impl FnOnce(&mut Vec<Option<Box<dyn Any>>>) -> R) -> R {
+    match getg() {
+        // SAFETY: only the running goroutine touches its locals, and no other borrow of
+        // the vector is live (every borrow is confined to one `with_locals` call, which
+        // runs no user code).
+        Some(g) => f(unsafe { &mut *g.locals.get() }),
+        // SAFETY: as above, for the current thread's locals.
+        None => THREAD_LOCALS.with(|c| f(unsafe { &mut *c.get() })),
     }
 }
 

@@ -48,8 +48,8 @@ thread_local! {
 ///
 /// The calling thread becomes an M: it takes an idle P (if one is free), runs `f` as a
 /// goroutine on it, and keeps scheduling goroutines until `f` is done or its P runs out
-/// of work; then it waits for `f`. The first `run` of the process runs on m0 and its
-/// goroutine is goroutine 1.
+/// of work; then it waits for `f`. The first `run` of a process that created no
+/// goroutine before runs on m0, and its goroutine is goroutine 1.
 ///
 /// Unlike Go's `main`, returning from `run` does not end the other goroutines: they keep
 /// running on the runtime's threads. `#[gort::main]` returns from `fn main`, which ends
@@ -98,9 +98,9 @@ where
         name: Some("main".into()),
         stack_size: settings().stack_size,
         isolate: false,
+        main: true,
     };
     let make_body = |g: &'static crate::sched::g::G| {
-        g.is_main.set(true);
         let body: Box<dyn FnOnce() + Send + '_> = Box::new(move || crate::api::run_body(f, g));
         // SAFETY: only the lifetime is erased. `run` does not return before the main
         // goroutine has finished (it joins the handle below, and nothing on this path

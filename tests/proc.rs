@@ -251,3 +251,16 @@ fn goroutine_locals_follow_the_goroutine() {
         }
     });
 }
+
+/// A local's initialiser may use other locals (no aliasing of the locals table).
+#[test]
+fn local_initialisers_may_use_other_locals() {
+    init(2);
+    gort::local! {
+        static BASE: u64 = 40;
+        static DERIVED: u64 = BASE.with(|b| b + 2);
+    }
+    let v = gort::run(|| gort::go(|| DERIVED.with(|d| *d)).join().unwrap());
+    assert_eq!(v, 42);
+    assert_eq!(DERIVED.with(|d| *d), 42); // on a plain thread too
+}

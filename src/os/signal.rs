@@ -56,22 +56,11 @@ pub(crate) fn minit() {
             return;
         }
     }
-    // SAFETY: a fresh private anonymous mapping; nothing else is affected.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            ALTSTACK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
+    let Some(p) = crate::stack::alloc_signal_stack(ALTSTACK) else {
         return; // no altstack: an overflow then dies by the default action
-    }
+    };
     let st = libc::stack_t {
-        ss_sp: p,
+        ss_sp: p as *mut libc::c_void,
         ss_flags: 0,
         ss_size: ALTSTACK,
     };
@@ -101,8 +90,14 @@ fn fmt_u64(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
 
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
-    let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some(size) = stack::guard_hit(addr) {
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    // si_code > 0: raised by the kernel for a real fault (not sent with kill/tgkill)
+    let hit = if code > 0 {
+        stack::guard_hit(addr)
+    } else {
+        None
+    };
+    if let Some(size) = hit {
         let mut buf = [0u8; 20];
         write_raw(b"runtime: goroutine stack exceeds ");
         write_raw(fmt_u64(size as u64, &mut buf));

@@ -193,7 +193,11 @@ pub(crate) struct G {
 // SAFETY: every field is either atomic or documented above as owned by exactly one party
 // at a time (the creator before publication, then the M holding the G); ownership moves
 // through the run queues' and wait queues' release/acquire edges, so no two threads touch
-// an owned field concurrently.
+// an owned field concurrently. corosensei makes its coroutine !Send because values on a
+// suspended stack move threads with it: a goroutine's closure is `Send + 'static`, and the
+// `!Send` values it creates while running (e.g. an `Rc`, a `thread_local!` borrow) stay on
+// its stack and are used only by it, one thread at a time; what that means for
+// thread-locals is the documented policy in docs/design/thread-locals.md.
 unsafe impl Sync for G {}
 // SAFETY: as above.
 unsafe impl Send for G {}
@@ -299,6 +303,7 @@ impl G {
         gopc: &'static Location<'static>,
         name: Option<Box<str>>,
         isolate: bool,
+        main: bool,
     ) {
         debug_assert_eq!(self.status(), G_DEAD);
         // SAFETY: the caller owns the G (contract above).
@@ -309,7 +314,8 @@ impl G {
         self.goid.store(goid, Ordering::Relaxed); // published by the run queue's release
         self.gopc.set(gopc);
         self.isolate.set(isolate);
-        self.is_main.set(false);
+        self.is_main.set(main);
+        self.last_m.store(std::ptr::null_mut(), Ordering::Relaxed);
         self.preempt.store(false, Ordering::Relaxed);
         self.waitreason.store(0, Ordering::Relaxed);
         self.join.reset();

@@ -21,8 +21,9 @@ pub(crate) struct M {
     /// The attached P, or null (Go: `m.p`). Written by this M's thread only
     /// (`acquirep`/`releasep`); read by dumps and, later, sysmon.
     pub(crate) p: AtomicPtr<P>,
-    /// A P handed to this M before waking it (Go: `m.nextp`). Written under `sched.lock`
-    /// by `startm` before `park.wakeup()`; taken by this M after waking.
+    /// A P handed to this M before waking it (Go: `m.nextp`). Written by `startm` (or
+    /// `newm`) before `park.wakeup()` (or the thread spawn), which publishes it; taken by
+    /// this M after waking.
     pub(crate) nextp: AtomicPtr<P>,
     /// Out of work and looking for some (Go: `m.spinning`). Written by this M, or by
     /// `startm` before waking it.

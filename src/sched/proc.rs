@@ -29,6 +29,8 @@ pub(crate) struct SpawnOpts {
     /// Usable stack bytes, already rounded by `stack::round_size`.
     pub(crate) stack_size: usize,
     pub(crate) isolate: bool,
+    /// The main goroutine of a `run` call.
+    pub(crate) main: bool,
 }
 
 /// Creates a goroutine running `f` and makes it runnable (Go: `newproc` + `newproc1`).
@@ -62,7 +64,7 @@ where
         None => SCHED.goidgen.fetch_add(1, Ordering::Relaxed) + 1,
     };
     // SAFETY: we own the dead G (see above).
-    unsafe { gp.prepare(co, goid, gopc, opts.name, opts.isolate) };
+    unsafe { gp.prepare(co, goid, gopc, opts.name, opts.isolate, opts.main) };
     match p {
         Some(p) => bump(&p.created),
         None => {

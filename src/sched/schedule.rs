@@ -65,6 +65,12 @@ pub(crate) fn schedule(m: &'static M, until: Option<&dyn Fn() -> bool>) {
             resetspinning(m);
         }
         execute(m, gp, inherit);
+        if m.p().is_none() {
+            // the run M handed its P away (GORT_DEBUG=migrate=1): it leaves the
+            // scheduler and waits for its main goroutine
+            debug_assert!(m.is_run);
+            return;
+        }
         if let Some(done) = until {
             if done() {
                 if let Some(p) = releasep(m) {
@@ -177,6 +183,13 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
     'top: loop {
         if let Some(done) = until {
             if done() {
+                if m.is_spinning() {
+                    // leaving the scheduler: drop out of the spinning count
+                    m.spinning.store(false, Ordering::Relaxed);
+                    if SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst) == 0 {
+                        crate::throw!("findrunnable: negative nmspinning");
+                    }
+                }
                 return None;
             }
         }

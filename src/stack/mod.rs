@@ -1,4 +1,4 @@
-//! Goroutine stacks: the only home of `mmap`/`madvise`/`mprotect` in gort
+//! Goroutine stacks and signal stacks: the only home of `mmap`/`madvise`/`mprotect` in gort
 //! (Go: stack.go `stackalloc`/`stackfree`, `stackpool`, `stackcache`).
 //!
 //! # Layout
@@ -24,8 +24,9 @@
 //!
 //! # Reuse
 //!
-//! A dead G keeps its stack (Go's `gFree` lists with stacks), so the common path touches
-//! no system call. Stacks of other sizes go back to a free list here. When Gs pile up in
+//! A G lives at the top of its own stack and keeps it for life (Go's `gFree` lists with
+//! stacks), so the common path touches no system call; Gs with non-default stack sizes
+//! wait in their own global list (`sched.gfree.other`). When Gs pile up in
 //! the global free list after a burst, [`release`] gives back the pages below a small
 //! watermark near the top of each stack (`MADV_DONTNEED`), so a burst does not pin its
 //! memory forever.
@@ -242,6 +243,22 @@ fn alloc(usable: usize) -> io::Result<GStack> {
         bottom,
         class: usable,
     })
+}
+
+/// Maps `len` bytes for a thread's alternate signal stack (leaked with the thread).
+pub(crate) fn alloc_signal_stack(len: usize) -> Option<usize> {
+    // SAFETY: a fresh private anonymous mapping; nothing else is affected.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(p as usize)
 }
 
 /// Gives back the pages of `s` below the top [`RELEASE_KEEP`] bytes (`MADV_DONTNEED`).
