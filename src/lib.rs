@@ -25,6 +25,8 @@
 #[cfg(not(loom))]
 mod api;
 #[cfg(not(loom))]
+pub mod chan;
+#[cfg(not(loom))]
 mod config;
 #[cfg(not(loom))]
 #[doc(hidden)]

@@ -67,6 +67,26 @@ pub(crate) fn wakep() {
     startm(None, true);
 }
 
+/// `wakep` for a caller whose work was published by a SeqCst read-modify-write (the
+/// `runnext` swap of `runqput(.., next = true)`): that RMW already orders the publication
+/// before the loads below (C++20: a SeqCst RMW, then SeqCst loads, against the idler's
+/// SeqCst RMW on nmspinning and fence), so the fence of [`wakep`] is not needed. This saves
+/// an `mfence` on every `goready` and `go`.
+pub(crate) fn wakep_after_seqcst_put() {
+    if SCHED.npidle.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    if SCHED.nmspinning.load(Ordering::SeqCst) != 0
+        || SCHED
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return;
+    }
+    startm(None, true);
+}
+
 /// Schedules some M to run `p` (or an idle P if `None`), creating an M if needed
 /// (Go: `startm`). With `spinning`, the caller has already counted the M in
 /// `nmspinning`; if no P is available that count is undone here.

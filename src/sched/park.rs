@@ -51,10 +51,14 @@ pub(crate) fn goready(gp: &'static G) {
     match getm().and_then(|m| m.p()) {
         Some(p) => {
             let _ = runqput(p, gp, true);
+            // the runnext swap was a SeqCst RMW: no extra fence needed
+            super::idle::wakep_after_seqcst_put();
         }
-        None => SCHED.lock().globrunqput(gp),
+        None => {
+            SCHED.lock().globrunqput(gp);
+            wakep();
+        }
     }
-    wakep();
 }
 
 /// Yields the processor: the goroutine goes to the back of its P's run queue and runs

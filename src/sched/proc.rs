@@ -73,13 +73,18 @@ where
     }
     gp.cas_status(G_DEAD, G_RUNNABLE);
     let spilled = match p {
-        Some(p) => runqput(p, gp, true),
+        Some(p) => {
+            let s = runqput(p, gp, true);
+            // the runnext swap was a SeqCst RMW: no extra fence needed
+            super::idle::wakep_after_seqcst_put();
+            s
+        }
         None => {
             SCHED.lock().globrunqput(gp);
+            wakep();
             false
         }
     };
-    wakep();
     if spilled && getg().is_some() {
         // The local queue overflowed: this goroutine is spawning faster than the Ps run
         // what it spawns. Give way to the queue once (the spawner goes to its tail), so

@@ -22,7 +22,7 @@
 
 use crate::loom::{AtomicPtr, AtomicU32};
 use std::ptr;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 
 /// Ring capacity (Go: `len(p.runq)` = 256).
 #[cfg(not(loom))]
@@ -84,9 +84,11 @@ impl<T> LocalQueue<T> {
     ) -> bool {
         debug_assert!(!g.is_null());
         if next {
-            // acq_rel: release publishes g to whoever takes it from runnext, and orders our
-            // earlier tail stores before it for `is_empty`'s re-read of tail
-            let old = self.runnext.swap(g, AcqRel);
+            // seq_cst: release publishes g to whoever takes it from runnext and orders our
+            // earlier tail stores before it for `is_empty`'s re-read of tail; seq_cst makes
+            // it the StoreLoad barrier between publishing work and wakep's reads (see
+            // `idle::wakep_after_seqcst_put`)
+            let old = self.runnext.swap(g, SeqCst);
             if old.is_null() {
                 return false;
             }

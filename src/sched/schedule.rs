@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// Go: `stealTries`.
 const STEAL_TRIES: usize = 4;
 /// How long a spinning M keeps looking for work before it gives its P back and sleeps.
-const SPIN_FOR: Duration = Duration::from_micros(20);
+const SPIN_FOR: Duration = Duration::from_micros(50);
 
 /// Puts `g` on `p`'s local queue (`next`: in `runnext`), spilling half the queue to the
 /// global queue when full (Go: `runqput` + `runqputslow`); returns whether it spilled.
@@ -233,7 +233,10 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
             // tens of microseconds here, so a spinning M keeps looking for a short while
             // first (SPIN_FOR), which turns bursts of spawns and wake-ups into steals
             // instead of futex sleep/wake pairs.
+            // Between attempts it backs off (1, 2, 4, 8 µs) so that its reads of other
+            // Ps' queues do not keep stealing their cache lines from the owners.
             let deadline = Instant::now() + SPIN_FOR;
+            let mut backoff = Duration::from_micros(1);
             loop {
                 if let Some(g) = steal_work(m, p) {
                     return Some((g, false));
@@ -241,7 +244,8 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
                 if SCHED.runqsize.load(Ordering::SeqCst) != 0 || Instant::now() >= deadline {
                     break;
                 }
-                pause(Duration::from_nanos(500));
+                pause(backoff);
+                backoff = (backoff * 2).min(Duration::from_micros(8));
             }
             if SCHED.runqsize.load(Ordering::SeqCst) != 0 {
                 continue 'top;

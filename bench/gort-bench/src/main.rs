@@ -6,14 +6,13 @@
 //! waits for all with a leaked `&'static gort::sync::WaitGroup` (the rules' WaitGroup-like
 //! countdown latch, Go semantics).
 //!
-//! gort implements `spawn`, `yield` and `idle_mem` so far. Every other workload prints
-//! `unsupported workload <name>` on stderr and exits with status 3, which the runner shows
-//! as "—". To add one: write `fn name(n: usize, workers: usize) -> Report` below and list
-//! it in [`workload`].
+//! gort implements `spawn`, `skynet`, `pingpong`, `yield`, `ring` and `idle_mem` so far.
+//! Every other workload prints `unsupported workload <name>` on stderr and exits with
+//! status 3, which the runner shows as "—". To add one: write
+//! `fn name(n: usize, workers: usize) -> Report` below and list it in [`workload`].
 //!
-//! idle_mem: gort has no channels yet, so each goroutine parks in `wait()` on its own
-//! `WaitGroup` (count 1) instead of receiving on its own channel, and the line says
-//! `park=waitgroup`. gort has no timer yet either, so the 50 ms settle before reading the
+//! Channels are `gort::chan::bounded(0)`, Go's unbuffered channel, everywhere Go uses an
+//! unbuffered one. gort has no timer yet, so idle_mem's 50 ms settle before reading the
 //! parked RSS is `std::thread::sleep` in the main goroutine; nothing needs to run then,
 //! since every other goroutine is parked.
 
@@ -21,9 +20,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bench_common::{
-    Args, GOROUTINES, IDLE_SETTLE, Report, check_failed, exit_on_panic, idle_mem_fields,
-    per_goroutine, unsupported, vm_rss_bytes,
+    Args, GOROUTINES, IDLE_SETTLE, RING_GOROUTINES, Report, SKYNET_FANOUT, check_failed,
+    check_skynet_n, exit_on_panic, idle_mem_fields, per_goroutine, skynet_expected,
+    unsupported, vm_rss_bytes,
 };
+use gort::chan::{self, Receiver, Sender};
 use gort::sync::WaitGroup;
 
 /// A workload: `(n, workers)` to its result line.
@@ -48,10 +49,13 @@ fn main() {
 fn workload(name: &str) -> Option<Workload> {
     match name {
         "spawn" => Some(spawn),
+        "skynet" => Some(skynet),
+        "pingpong" => Some(pingpong),
         "yield" => Some(yield_),
+        "ring" => Some(ring),
         "idle_mem" => Some(idle_mem),
-        // Not yet: skynet, pingpong, ring (channels), sleep (timers), mutex
-        // (sync::Mutex), syscall_handoff (syscall handoff), echo (netpoller).
+        // Not yet: sleep (timers), mutex (sync::Mutex), syscall_handoff (syscall
+        // handoff), echo (netpoller).
         _ => None,
     }
 }
@@ -111,28 +115,120 @@ fn yield_(n: usize, workers: usize) -> Report {
     Report::new("yield", n, start.elapsed(), workers)
 }
 
-/// idle_mem: n goroutines each parked in `wait()` on its own `WaitGroup` (gort has no
-/// channels yet); RSS per parked goroutine.
+/// skynet: a 10-ary tree of goroutines with n leaves; each sends its sum to its parent
+/// over an unbuffered channel.
+fn skynet(n: usize, workers: usize) -> Report {
+    check_skynet_n(n);
+    let (tx, rx) = chan::bounded(0);
+    let start = Instant::now();
+    go(move || skynet_node(tx, 0, n as u64));
+    let result = rx.recv().expect("skynet: root result");
+    let total = start.elapsed();
+    let want = skynet_expected(n);
+    if result != want {
+        check_failed(format!("skynet: result {result}, want {want}"));
+    }
+    Report::new("skynet", n, total, workers).field("result", result)
+}
+
+fn skynet_node(parent: Sender<u64>, num: u64, size: u64) {
+    if size == 1 {
+        parent.send(num).expect("skynet: send leaf");
+        return;
+    }
+    let (tx, rx) = chan::bounded(0);
+    let child = size / SKYNET_FANOUT as u64;
+    for i in 0..SKYNET_FANOUT as u64 {
+        let tx = tx.clone();
+        go(move || skynet_node(tx, num + i * child, child));
+    }
+    let mut sum = 0;
+    for _ in 0..SKYNET_FANOUT {
+        sum += rx.recv().expect("skynet: recv");
+    }
+    parent.send(sum).expect("skynet: send sum");
+}
+
+/// pingpong: two goroutines bounce a value n times over two unbuffered channels.
+fn pingpong(n: usize, workers: usize) -> Report {
+    let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+    let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+    let wg = latch(2);
+    let start = Instant::now();
+    go(move || {
+        for _ in 0..n {
+            let v = ping_rx.recv().expect("pingpong: recv ping");
+            pong_tx.send(v).expect("pingpong: send pong");
+        }
+        wg.done();
+    });
+    go(move || {
+        for i in 0..n as u64 {
+            ping_tx.send(i).expect("pingpong: send ping");
+            let v = pong_rx.recv().expect("pingpong: recv pong");
+            if v != i {
+                check_failed(format!("pingpong: got {v} back, want {i}"));
+            }
+        }
+        wg.done();
+    });
+    wg.wait();
+    Report::new("pingpong", n, start.elapsed(), workers).field("chan_capacity", 0)
+}
+
+/// ring: 10,000 goroutines forward a token around a ring n/10,000 times over unbuffered
+/// channels; the last hop of the last round goes back to the root.
+fn ring(n: usize, workers: usize) -> Report {
+    let rounds = per_goroutine("ring", n, RING_GOROUTINES);
+    let (done_tx, done_rx) = chan::bounded::<u64>(0);
+    let (txs, rxs): (Vec<Sender<u64>>, Vec<Receiver<u64>>) =
+        (0..RING_GOROUTINES).map(|_| chan::bounded(0)).unzip();
+    for (i, rx) in rxs.into_iter().enumerate() {
+        let next = txs[(i + 1) % RING_GOROUTINES].clone();
+        let done = (i == RING_GOROUTINES - 1).then(|| done_tx.clone());
+        go(move || {
+            for round in 1..=rounds {
+                let token = rx.recv().expect("ring: recv") + 1;
+                match &done {
+                    Some(done) if round == rounds => done.send(token),
+                    _ => next.send(token),
+                }
+                .expect("ring: send");
+            }
+        });
+    }
+    let start = Instant::now();
+    txs[0].send(0).expect("ring: inject");
+    let hops = done_rx.recv().expect("ring: token back");
+    let total = start.elapsed();
+    if hops != n as u64 {
+        check_failed(format!("ring: {hops} hops, want {n}"));
+    }
+    Report::new("ring", n, total, workers)
+        .field("goroutines", RING_GOROUTINES)
+        .field("rounds", rounds)
+}
+
+/// idle_mem: n goroutines each blocked receiving on its own unbuffered channel; RSS per
+/// parked goroutine.
 fn idle_mem(n: usize, workers: usize) -> Report {
     let rss_before = vm_rss_bytes();
-    // The stand-in for the n channels: one WaitGroup at count 1 per goroutine.
-    let parks: &'static [WaitGroup] = Box::leak(
-        (0..n)
-            .map(|_| {
-                let wg = WaitGroup::new();
-                wg.add(1);
-                wg
-            })
-            .collect(),
-    );
+    let (txs, mut rxs): (Vec<Sender<u64>>, Vec<Option<Receiver<u64>>>) = (0..n)
+        .map(|_| {
+            let (tx, rx) = chan::bounded(0);
+            (tx, Some(rx))
+        })
+        .unzip();
     let rss_after_channels = vm_rss_bytes();
     let started = latch(n);
     let finished = latch(n);
     let start = Instant::now();
-    for park in parks {
+    // `rxs` keeps its buffer until the end, so that freeing it does not lower rss_parked.
+    for slot in &mut rxs {
+        let rx = slot.take().expect("idle_mem: receiver");
         go(move || {
             started.done();
-            park.wait();
+            rx.recv().expect("idle_mem: recv");
             finished.done();
         });
     }
@@ -141,11 +237,11 @@ fn idle_mem(n: usize, workers: usize) -> Report {
     // No runtime timer yet: block this thread instead (every other goroutine is parked).
     std::thread::sleep(IDLE_SETTLE);
     let rss_parked = vm_rss_bytes();
-    for park in parks {
-        park.done();
+    for tx in &txs {
+        tx.send(1).expect("idle_mem: release");
     }
     finished.wait();
+    drop(rxs);
     let report = Report::new("idle_mem", n, ramp, workers);
     idle_mem_fields(report, rss_before, rss_after_channels, rss_parked, n)
-        .field("park", "waitgroup")
 }

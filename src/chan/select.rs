@@ -1,0 +1,448 @@
+//! `select!`: wait on several channel operations at once (Go: select.go `selectgo`).
+//!
+//! The algorithm, as Go's:
+//!
+//! 1. Put the cases in a random *poll order* (so ready cases are chosen uniformly) and
+//!    the channels in address *lock order* (so two selects never deadlock); lock every
+//!    channel once, even if it appears in several cases.
+//! 2. Pass 1: in poll order, complete the first case that is ready (a partner waiting,
+//!    buffer room or values, or a closed channel).
+//! 3. If none is ready and there is a `default`, unlock and take it.
+//! 4. Pass 2: enqueue a sudog for every case, all sharing one waiter, and park; the
+//!    unlock function releases every channel.
+//! 5. A waker that dequeues one of our sudogs claims the select by a CAS on the
+//!    waiter's `done` (0 → case + 1): exactly one case wins; others that find a sudog of
+//!    an already-won select skip it.
+//! 6. Pass 3: relock, unlink the sudogs of the other cases, unlock, and report.
+//!
+//! The macro builds one case object per arm on the caller's stack and calls
+//! [`select_impl`]; the case objects stay put while their sudogs are queued.
+
+use super::hchan::{RecvFail, SendFail};
+pub use super::waitq::WakeToken;
+use super::waitq::{Sudog, Waiter};
+use super::{Receiver, RecvError, SendError, Sender};
+use crate::sched::g::WaitReason;
+use std::cell::Cell;
+
+/// One arm of a `select!`, type-erased. Implementation detail of the macro.
+#[doc(hidden)]
+pub trait Case {
+    /// The channel's address (lock order and de-duplication).
+    fn chan_addr(&self) -> usize;
+    /// Locks the channel.
+    fn lock(&self);
+    /// Unlocks the channel.
+    fn unlock(&self);
+    /// With the lock held: completes the operation if it is ready. Returns the party to
+    /// wake once unlocked (if any), or `None` if not ready.
+    fn try_now(&mut self) -> Option<Option<WakeToken>>;
+    /// With the lock held: enqueues this case's sudog for `waiter` (a `&Waiter`) as case
+    /// `idx`.
+    fn enqueue(&mut self, waiter: *const (), idx: usize);
+    /// With the lock held: unlinks this case's sudog if it is still queued.
+    fn dequeue(&mut self);
+    /// After this case won while parked: collects the outcome.
+    fn woken(&mut self);
+}
+
+/// A `recv(rx)` arm. Implementation detail of the macro.
+#[doc(hidden)]
+pub struct RecvCase<'a, T> {
+    rx: &'a Receiver<T>,
+    slot: Option<T>,
+    sg: Option<Sudog<T>>,
+    result: Option<Result<T, RecvError>>,
+}
+
+impl<'a, T> RecvCase<'a, T> {
+    /// A case receiving from `rx`.
+    pub fn new(rx: &'a Receiver<T>) -> Self {
+        RecvCase {
+            rx,
+            slot: None,
+            sg: None,
+            result: None,
+        }
+    }
+
+    /// The outcome (after `select_impl` picked this case).
+    pub fn into_result(&mut self) -> Result<T, RecvError> {
+        self.result.take().expect("select: case outcome missing")
+    }
+}
+
+impl<T> Case for RecvCase<'_, T> {
+    fn chan_addr(&self) -> usize {
+        std::sync::Arc::as_ptr(self.rx.chan()) as usize
+    }
+    fn lock(&self) {
+        self.rx.chan().lock.lock();
+    }
+    fn unlock(&self) {
+        self.rx.chan().lock.unlock();
+    }
+    fn try_now(&mut self) -> Option<Option<WakeToken>> {
+        // SAFETY: select_impl holds the lock.
+        match unsafe { self.rx.chan().try_recv_locked() } {
+            Ok((v, w)) => {
+                self.result = Some(Ok(v));
+                Some(w)
+            }
+            Err(RecvFail::Disconnected) => {
+                self.result = Some(Err(RecvError));
+                Some(None)
+            }
+            Err(RecvFail::Empty) => None,
+        }
+    }
+    fn enqueue(&mut self, waiter: *const (), idx: usize) {
+        let slot: *mut Option<T> = &mut self.slot;
+        // SAFETY: select_impl passes its `&Waiter`, alive until it returns.
+        let w = unsafe { &*waiter.cast::<Waiter>() };
+        let sg = self.sg.insert(Sudog::new(w, slot, idx));
+        // SAFETY: lock held; this case object does not move until select_impl returns,
+        // and pass 3 unlinks the sudog before that.
+        unsafe { self.rx.chan().inner().recvq.enqueue(sg) };
+    }
+    fn dequeue(&mut self) {
+        if let Some(sg) = self.sg.as_mut() {
+            // SAFETY: lock held; the sudog is in this channel's recvq if queued.
+            unsafe { self.rx.chan().inner().recvq.remove(sg) };
+        }
+    }
+    fn woken(&mut self) {
+        let ok = self.sg.as_ref().is_some_and(|s| s.success);
+        self.result = Some(match (ok, self.slot.take()) {
+            (true, Some(v)) => Ok(v),
+            _ => Err(RecvError),
+        });
+    }
+}
+
+/// A `send(tx, value)` arm. Implementation detail of the macro.
+#[doc(hidden)]
+pub struct SendCase<'a, T> {
+    tx: &'a Sender<T>,
+    slot: Option<T>,
+    sg: Option<Sudog<T>>,
+    result: Option<Result<(), SendError<T>>>,
+}
+
+impl<'a, T> SendCase<'a, T> {
+    /// A case sending `v` on `tx`.
+    pub fn new(tx: &'a Sender<T>, v: T) -> Self {
+        SendCase {
+            tx,
+            slot: Some(v),
+            sg: None,
+            result: None,
+        }
+    }
+
+    /// The outcome (after `select_impl` picked this case).
+    pub fn into_result(&mut self) -> Result<(), SendError<T>> {
+        self.result.take().expect("select: case outcome missing")
+    }
+}
+
+impl<T> Case for SendCase<'_, T> {
+    fn chan_addr(&self) -> usize {
+        std::sync::Arc::as_ptr(self.tx.chan()) as usize
+    }
+    fn lock(&self) {
+        self.tx.chan().lock.lock();
+    }
+    fn unlock(&self) {
+        self.tx.chan().lock.unlock();
+    }
+    fn try_now(&mut self) -> Option<Option<WakeToken>> {
+        let v = self.slot.take().expect("select: send value missing");
+        // SAFETY: select_impl holds the lock.
+        match unsafe { self.tx.chan().try_send_locked(v) } {
+            Ok(w) => {
+                self.result = Some(Ok(()));
+                Some(w)
+            }
+            Err(SendFail::Disconnected(v)) => {
+                self.result = Some(Err(SendError(v)));
+                Some(None)
+            }
+            Err(SendFail::Full(v)) => {
+                self.slot = Some(v);
+                None
+            }
+        }
+    }
+    fn enqueue(&mut self, waiter: *const (), idx: usize) {
+        let slot: *mut Option<T> = &mut self.slot;
+        // SAFETY: select_impl passes its `&Waiter`, alive until it returns.
+        let w = unsafe { &*waiter.cast::<Waiter>() };
+        let sg = self.sg.insert(Sudog::new(w, slot, idx));
+        // SAFETY: as for RecvCase.
+        unsafe { self.tx.chan().inner().sendq.enqueue(sg) };
+    }
+    fn dequeue(&mut self) {
+        if let Some(sg) = self.sg.as_mut() {
+            // SAFETY: lock held; the sudog is in this channel's sendq if queued.
+            unsafe { self.tx.chan().inner().sendq.remove(sg) };
+        }
+    }
+    fn woken(&mut self) {
+        let ok = self.sg.as_ref().is_some_and(|s| s.success);
+        self.result = Some(if ok {
+            Ok(())
+        } else {
+            Err(SendError(
+                self.slot.take().expect("value returned on close"),
+            ))
+        });
+    }
+}
+
+thread_local! {
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A pseudo-random number for the poll order (wyrand, per thread).
+fn fastrand() -> u64 {
+    RNG.with(|r| {
+        let mut s = r.get();
+        if s == 0 {
+            s = (r as *const Cell<u64> as u64) ^ 0x9E37_79B9_7F4A_7C15;
+        }
+        s = s.wrapping_add(0xA076_1D64_78BD_642F);
+        r.set(s);
+        let t = (s as u128).wrapping_mul((s ^ 0xE703_7ED1_A0B4_28DB) as u128);
+        ((t >> 64) as u64) ^ (t as u64)
+    })
+}
+
+fn lock_all(cases: &[&mut dyn Case], order: &[usize]) {
+    let mut prev = 0;
+    for &i in order {
+        let a = cases[i].chan_addr();
+        if a != prev {
+            cases[i].lock();
+            prev = a;
+        }
+    }
+}
+
+fn unlock_all(cases: &[&mut dyn Case], order: &[usize]) {
+    let mut prev = 0;
+    for &i in order.iter().rev() {
+        let a = cases[i].chan_addr();
+        if a != prev {
+            cases[i].unlock();
+            prev = a;
+        }
+    }
+}
+
+/// Runs a select over `cases`. Returns the index of the case that completed, or `None`
+/// if `block` is false and none was ready (the `default` arm). With no cases and
+/// `block`, waits forever (Go's `select {}`).
+#[doc(hidden)]
+pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
+    let n = cases.len();
+    if n == 0 {
+        if !block {
+            return None;
+        }
+        block_forever();
+    }
+    // poll order: a random permutation (Fisher-Yates)
+    let mut poll: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (fastrand() % (i as u64 + 1)) as usize;
+        poll.swap(i, j);
+    }
+    // lock order: by channel address
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| cases[i].chan_addr());
+
+    lock_all(cases, &order);
+    // pass 1: the first ready case in poll order
+    for &i in &poll {
+        if let Some(w) = cases[i].try_now() {
+            unlock_all(cases, &order);
+            if let Some(w) = w {
+                w.wake(); // try_now dequeued its sudog: we alone wake it
+            }
+            return Some(i);
+        }
+    }
+    if !block {
+        unlock_all(cases, &order);
+        return None;
+    }
+    // pass 2: enqueue on every channel and park
+    let waiter = Waiter::current(true);
+    let wp: *const Waiter = &waiter;
+    for &i in &order {
+        cases[i].enqueue(wp.cast(), i);
+    }
+    {
+        let cases_ref: &[&mut dyn Case] = cases;
+        let order_ref = &order;
+        waiter.block(WaitReason::Select, &mut || unlock_all(cases_ref, order_ref));
+    }
+    // pass 3: the winner was unlinked by its waker; unlink the others
+    let won = waiter.done.load(std::sync::atomic::Ordering::Acquire);
+    if won == 0 {
+        crate::throw!("selectgo: woken without a winning case");
+    }
+    lock_all(cases, &order);
+    for c in cases.iter_mut() {
+        c.dequeue();
+    }
+    unlock_all(cases, &order);
+    cases[won - 1].woken();
+    Some(won - 1)
+}
+
+/// `select {}`: park forever (Go: `block`, wait reason "select (no cases)").
+fn block_forever() -> ! {
+    loop {
+        if crate::sched::m::getg().is_some() {
+            crate::sched::park::gopark(None, WaitReason::SelectNoCases);
+        } else {
+            std::thread::park();
+        }
+    }
+}
+
+/// Waits on several channel operations and runs the arm of the one that completes
+/// (Go's `select`), with crossbeam-channel's syntax:
+///
+/// ```
+/// use gort::chan;
+/// gort::run(|| {
+///     let (tx1, rx1) = chan::bounded::<i32>(1);
+///     let (tx2, rx2) = chan::bounded::<&str>(1);
+///     tx2.send("two").unwrap();
+///     let got = gort::select! {
+///         recv(rx1) -> v => format!("one: {:?}", v),
+///         recv(rx2) -> v => format!("two: {:?}", v),
+///         send(tx1, 7) -> r => format!("sent: {:?}", r),
+///     };
+///     assert!(got == "two: Ok(\"two\")" || got == "sent: Ok(())");
+///     let (_tx3, rx3) = chan::bounded::<u8>(0);
+///     let idle = gort::select! {
+///         recv(rx3) -> _ => false,
+///         default => true,
+///     };
+///     assert!(idle); // nothing is ready on rx3
+/// });
+/// ```
+///
+/// Arms: `recv(rx) -> pattern => body` (the pattern binds `Result<T, RecvError>`),
+/// `send(tx, value) -> pattern => body` (binds `Result<(), SendError<T>>`), and at most
+/// one `default => body`, taken if no operation is ready. When several are ready, one
+/// is chosen uniformly at random. The same channel may appear in several arms.
+/// `select! {}` blocks forever.
+#[macro_export]
+macro_rules! select {
+    ($($tokens:tt)*) => {
+        $crate::__select_parse!(@cases [] @default [] $($tokens)*)
+    };
+}
+
+/// Parses `select!` arms. Implementation detail.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_parse {
+    // recv arms
+    (@cases [$($c:tt)*] @default $d:tt recv($r:expr) -> $p:pat => $body:block $(,)? $($rest:tt)*) => {
+        $crate::__select_parse!(@cases [$($c)* (recv ($r) ($p) $body)] @default $d $($rest)*)
+    };
+    (@cases [$($c:tt)*] @default $d:tt recv($r:expr) -> $p:pat => $body:expr, $($rest:tt)*) => {
+        $crate::__select_parse!(@cases [$($c)* (recv ($r) ($p) { $body })] @default $d $($rest)*)
+    };
+    (@cases [$($c:tt)*] @default $d:tt recv($r:expr) -> $p:pat => $body:expr) => {
+        $crate::__select_parse!(@cases [$($c)* (recv ($r) ($p) { $body })] @default $d)
+    };
+    // send arms
+    (@cases [$($c:tt)*] @default $d:tt send($s:expr, $v:expr) -> $p:pat => $body:block $(,)? $($rest:tt)*) => {
+        $crate::__select_parse!(@cases [$($c)* (send ($s, $v) ($p) $body)] @default $d $($rest)*)
+    };
+    (@cases [$($c:tt)*] @default $d:tt send($s:expr, $v:expr) -> $p:pat => $body:expr, $($rest:tt)*) => {
+        $crate::__select_parse!(@cases [$($c)* (send ($s, $v) ($p) { $body })] @default $d $($rest)*)
+    };
+    (@cases [$($c:tt)*] @default $d:tt send($s:expr, $v:expr) -> $p:pat => $body:expr) => {
+        $crate::__select_parse!(@cases [$($c)* (send ($s, $v) ($p) { $body })] @default $d)
+    };
+    // default
+    (@cases $c:tt @default [] default => $body:block $(,)? $($rest:tt)*) => {
+        $crate::__select_parse!(@cases $c @default [$body] $($rest)*)
+    };
+    (@cases $c:tt @default [] default => $body:expr, $($rest:tt)*) => {
+        $crate::__select_parse!(@cases $c @default [{ $body }] $($rest)*)
+    };
+    (@cases $c:tt @default [] default => $body:expr) => {
+        $crate::__select_parse!(@cases $c @default [{ $body }])
+    };
+    (@cases $c:tt @default [$($d:tt)+] default $($rest:tt)*) => {
+        compile_error!("select!: more than one `default` arm")
+    };
+    // done
+    (@cases [$($c:tt)*] @default $d:tt) => {
+        $crate::__select_gen!(@cases [$($c)*] @default $d @bound [])
+    };
+    (@cases $c:tt @default $d:tt $($rest:tt)+) => {
+        compile_error!(concat!("select!: expected `recv(rx) -> v => ...`, `send(tx, x) -> r => ...` or `default => ...`, found: ", stringify!($($rest)+)))
+    };
+}
+
+/// Generates a `select!`: binds one case object per arm (each a distinct hygienic
+/// `__case`), runs the select, then the chosen arm. Implementation detail.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_gen {
+    (@cases [(recv ($r:expr) $p:tt $body:block) $($rest:tt)*] @default $d:tt @bound [$($b:tt)*]) => {{
+        let mut __case = $crate::chan::select::RecvCase::new(&$r);
+        $crate::__select_gen!(@cases [$($rest)*] @default $d @bound [$($b)* (__case $p $body)])
+    }};
+    (@cases [(send ($s:expr, $v:expr) $p:tt $body:block) $($rest:tt)*] @default $d:tt @bound [$($b:tt)*]) => {{
+        let mut __case = $crate::chan::select::SendCase::new(&$s, $v);
+        $crate::__select_gen!(@cases [$($rest)*] @default $d @bound [$($b)* (__case $p $body)])
+    }};
+    (@cases [] @default [$($d:tt)*] @bound [$(($case:ident ($p:pat) $body:block))*]) => {{
+        let __sel = {
+            let mut __cases: [&mut dyn $crate::chan::select::Case; 0 $(+ { let _ = stringify!($case); 1 })*] =
+                [$(&mut $case),*];
+            $crate::chan::select::select_impl(&mut __cases, $crate::__select_default!(@block [$($d)*]))
+        };
+        let mut __k = 0usize;
+        #[allow(unreachable_code, unused_assignments)]
+        'select: {
+            $(
+                if __sel == Some(__k) {
+                    let $p = $case.into_result();
+                    break 'select $body;
+                }
+                __k += 1;
+            )*
+            $crate::__select_default!(@body [$($d)*])
+        }
+    }};
+}
+
+/// The `default` arm of a `select!`. Implementation detail.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_default {
+    (@block []) => {
+        true
+    };
+    (@block [$body:block]) => {
+        false
+    };
+    (@body []) => {
+        unreachable!("select: no case chosen")
+    };
+    (@body [$body:block]) => {
+        $body
+    };
+}
