@@ -44,6 +44,8 @@ mod stack;
 mod stats;
 #[cfg(not(loom))]
 pub mod sync;
+#[cfg(not(loom))]
+pub mod time;
 
 #[cfg(loom)]
 #[doc(hidden)]

@@ -88,6 +88,7 @@ where
     });
     let prev = getm();
     setm(Some(m));
+    SCHED.nrun_active.fetch_add(1, Ordering::SeqCst);
     m.record_tid();
     crate::os::signal::minit();
     if let Some(p) = SCHED.lock().pidleget() {
@@ -120,7 +121,19 @@ where
         let done = || handle.is_finished();
         crate::sched::schedule::schedule(m, Some(&done));
     }
+    if !handle.is_finished() {
+        // about to wait: this M counts as idle for deadlock detection
+        let l = SCHED.lock();
+        SCHED.nrun_waiting.fetch_add(1, Ordering::SeqCst);
+        crate::sched::checkdead::checkdead(&l);
+        drop(l);
+    } else {
+        SCHED.nrun_waiting.fetch_add(1, Ordering::SeqCst);
+    }
     let r = handle.join();
+    SCHED.nrun_waiting.fetch_sub(1, Ordering::SeqCst);
+    SCHED.nrun_finishing.fetch_sub(1, Ordering::SeqCst);
+    SCHED.nrun_active.fetch_sub(1, Ordering::SeqCst);
     setm(prev);
     match r {
         Ok(v) => v,

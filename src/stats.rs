@@ -43,6 +43,8 @@ pub struct SchedStats {
     pub stacks_carved: usize,
     /// Dead goroutines' stacks whose pages were given back.
     pub stack_releases: u64,
+    /// Entries in the timer heaps (stopped timers included until they surface).
+    pub timers: usize,
 }
 
 /// A snapshot of the scheduler.
@@ -80,5 +82,6 @@ pub fn stats() -> SchedStats {
         stack_reserved_bytes: stack::RESERVED_BYTES.load(Ordering::Relaxed),
         stacks_carved: stack::STACKS_CARVED.load(Ordering::Relaxed),
         stack_releases: c.stack_releases.load(Ordering::Relaxed),
+        timers: crate::time::timer_count(),
     }
 }

@@ -45,6 +45,60 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
     bounded(usize::MAX)
 }
 
+/// A channel that receives the current instant once, after `d` (Go's `time.After`).
+///
+/// ```
+/// use std::time::Duration;
+/// gort::run(|| {
+///     let (_tx, rx) = gort::chan::bounded::<u8>(0);
+///     let timed_out = gort::select! {
+///         recv(rx) -> _ => false,
+///         recv(gort::chan::after(Duration::from_millis(2))) -> _ => true,
+///     };
+///     assert!(timed_out);
+/// });
+/// ```
+pub fn after(d: std::time::Duration) -> Receiver<std::time::Instant> {
+    timer_chan(d, None)
+}
+
+/// A channel that receives the current instant every `d` (Go's `time.Tick`); ticks a
+/// slow receiver misses are dropped. A zero `d` gives a channel that never receives
+/// (Go's `Tick` returns a nil channel for non-positive durations).
+pub fn tick(d: std::time::Duration) -> Receiver<std::time::Instant> {
+    if d.is_zero() {
+        return never();
+    }
+    timer_chan(d, Some(d))
+}
+
+/// A channel that never receives anything (Go's nil channel in a `select`).
+pub fn never<T>() -> Receiver<T> {
+    let (tx, rx) = bounded(0);
+    std::mem::forget(tx); // never closed
+    rx
+}
+
+fn timer_chan(
+    d: std::time::Duration,
+    period: Option<std::time::Duration>,
+) -> Receiver<std::time::Instant> {
+    crate::runtime::ensure_init();
+    let (tx, rx) = bounded(1);
+    let ns = |d: std::time::Duration| d.as_nanos().min(i64::MAX as u128 / 2) as i64;
+    crate::time::add_timer(crate::time::heap::Entry {
+        when: crate::time::heap::nanotime().saturating_add(ns(d)),
+        seq: 0,
+        action: crate::time::heap::Action::Send {
+            tx,
+            period: period.map_or(0, ns),
+            shared: Default::default(),
+            fired: None,
+        },
+    });
+    rx
+}
+
 /// The sending side of a channel. Cloning it adds a sender; the channel closes when
 /// the last one is dropped.
 pub struct Sender<T> {
@@ -73,6 +127,54 @@ pub enum TrySendError<T> {
 /// The channel is closed and empty.
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 pub struct RecvError;
+
+/// Why `recv_timeout` did not receive.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub enum RecvTimeoutError {
+    /// Nothing arrived in time.
+    Timeout,
+    /// The channel is closed and empty.
+    Disconnected,
+}
+
+/// Why `send_timeout` did not send; carries the value back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum SendTimeoutError<T> {
+    /// No room and no receiver in time.
+    Timeout(T),
+    /// The channel is closed, or every receiver is gone.
+    Disconnected(T),
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendTimeoutError::Disconnected(_) => f.write_str("Disconnected(..)"),
+        }
+    }
+}
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("timed out sending on a full channel"),
+            SendTimeoutError::Disconnected(_) => f.write_str("sending on a closed channel"),
+        }
+    }
+}
+impl<T> std::error::Error for SendTimeoutError<T> {}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvTimeoutError::Timeout => f.write_str("timed out receiving on an empty channel"),
+            RecvTimeoutError::Disconnected => {
+                f.write_str("receiving on a closed and empty channel")
+            }
+        }
+    }
+}
+impl std::error::Error for RecvTimeoutError {}
 
 /// Why `try_recv` did not receive.
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -156,6 +258,29 @@ impl<T> Sender<T> {
         })
     }
 
+    /// Sends `v`, waiting at most `timeout` for room or a receiver.
+    pub fn send_timeout(
+        &self,
+        v: T,
+        timeout: std::time::Duration,
+    ) -> Result<(), SendTimeoutError<T>> {
+        let timer = after(timeout);
+        let mut send = select::SendCase::new(self, v);
+        let mut tick = select::RecvCase::new(&timer);
+        let won = {
+            let mut cases: [&mut dyn select::Case; 2] = [&mut send, &mut tick];
+            select::select_impl(&mut cases, true)
+        };
+        match won {
+            Some(0) => send
+                .into_result()
+                .map_err(|SendError(v)| SendTimeoutError::Disconnected(v)),
+            _ => Err(SendTimeoutError::Timeout(
+                send.take_value().expect("unsent value"),
+            )),
+        }
+    }
+
     /// Closes the channel (Go's `close(ch)`): receivers get the buffered values, then
     /// `RecvError`; blocked and later sends fail. Returns `false` if it was already
     /// closed (where Go would panic with "close of closed channel").
@@ -181,6 +306,11 @@ impl<T> Sender<T> {
     pub(crate) fn chan(&self) -> &Arc<Chan<T>> {
         &self.chan
     }
+
+    /// Whether any receiver still exists (a ticker stops re-arming when none does).
+    pub(crate) fn has_receivers(&self) -> bool {
+        self.chan.receivers.load(Ordering::Relaxed) > 0
+    }
 }
 
 impl<T> Receiver<T> {
@@ -196,6 +326,14 @@ impl<T> Receiver<T> {
             RecvFail::Empty => TryRecvError::Empty,
             RecvFail::Disconnected => TryRecvError::Disconnected,
         })
+    }
+
+    /// Receives a value, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Result<T, RecvTimeoutError> {
+        crate::select! {
+            recv(self) -> r => r.map_err(|_| RecvTimeoutError::Disconnected),
+            default(timeout) => Err(RecvTimeoutError::Timeout),
+        }
     }
 
     /// A blocking iterator over received values, ending when the channel is closed and

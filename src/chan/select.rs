@@ -144,6 +144,11 @@ impl<'a, T> SendCase<'a, T> {
     pub fn into_result(&mut self) -> Result<(), SendError<T>> {
         self.result.take().expect("select: case outcome missing")
     }
+
+    /// The value, if this case did not send it (another case won).
+    pub(crate) fn take_value(&mut self) -> Option<T> {
+        self.slot.take()
+    }
 }
 
 impl<T> Case for SendCase<'_, T> {
@@ -339,9 +344,11 @@ fn block_forever() -> ! {
 ///
 /// Arms: `recv(rx) -> pattern => body` (the pattern binds `Result<T, RecvError>`),
 /// `send(tx, value) -> pattern => body` (binds `Result<(), SendError<T>>`), and at most
-/// one `default => body`, taken if no operation is ready. When several are ready, one
-/// is chosen uniformly at random. The same channel may appear in several arms.
-/// `select! {}` blocks forever.
+/// one of `default => body`, taken at once if no operation is ready, or
+/// `default(timeout) => body`, taken if none became ready within `timeout` (a receive on
+/// [`after`](crate::chan::after)`(timeout)`). When several are ready, one is chosen
+/// uniformly at random. The same channel may appear in several arms. `select! {}`
+/// blocks forever.
 #[macro_export]
 macro_rules! select {
     ($($tokens:tt)*) => {
@@ -373,6 +380,16 @@ macro_rules! __select_parse {
     (@cases [$($c:tt)*] @default $d:tt send($s:expr, $v:expr) -> $p:pat => $body:expr) => {
         $crate::__select_parse!(@cases [$($c)* (send ($s, $v) ($p) { $body })] @default $d)
     };
+    // default(timeout): a receive on `after(timeout)`, and the select blocks
+    (@cases [$($c:tt)*] @default [] default($t:expr) => $body:block $(,)? $($rest:tt)*) => {
+        $crate::__select_parse!(@cases [$($c)* (recv ($crate::chan::after($t)) (_) $body)] @default [@timeout] $($rest)*)
+    };
+    (@cases [$($c:tt)*] @default [] default($t:expr) => $body:expr, $($rest:tt)*) => {
+        $crate::__select_parse!(@cases [$($c)* (recv ($crate::chan::after($t)) (_) { $body })] @default [@timeout] $($rest)*)
+    };
+    (@cases [$($c:tt)*] @default [] default($t:expr) => $body:expr) => {
+        $crate::__select_parse!(@cases [$($c)* (recv ($crate::chan::after($t)) (_) { $body })] @default [@timeout])
+    };
     // default
     (@cases $c:tt @default [] default => $body:block $(,)? $($rest:tt)*) => {
         $crate::__select_parse!(@cases $c @default [$body] $($rest)*)
@@ -400,14 +417,24 @@ macro_rules! __select_parse {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __select_gen {
-    (@cases [(recv ($r:expr) $p:tt $body:block) $($rest:tt)*] @default $d:tt @bound [$($b:tt)*]) => {{
-        let mut __case = $crate::chan::select::RecvCase::new(&$r);
-        $crate::__select_gen!(@cases [$($rest)*] @default $d @bound [$($b)* (__case $p $body)])
-    }};
-    (@cases [(send ($s:expr, $v:expr) $p:tt $body:block) $($rest:tt)*] @default $d:tt @bound [$($b:tt)*]) => {{
-        let mut __case = $crate::chan::select::SendCase::new(&$s, $v);
-        $crate::__select_gen!(@cases [$($rest)*] @default $d @bound [$($b)* (__case $p $body)])
-    }};
+    // `match &expr` keeps a temporary channel (`recv(after(d))`) alive for the whole
+    // select; deref coercion accepts both `rx` and `&rx`.
+    (@cases [(recv ($r:expr) $p:tt $body:block) $($rest:tt)*] @default $d:tt @bound [$($b:tt)*]) => {
+        match &$r {
+            __r => {
+                let mut __case = $crate::chan::select::RecvCase::new(__r);
+                $crate::__select_gen!(@cases [$($rest)*] @default $d @bound [$($b)* (__case $p $body)])
+            }
+        }
+    };
+    (@cases [(send ($s:expr, $v:expr) $p:tt $body:block) $($rest:tt)*] @default $d:tt @bound [$($b:tt)*]) => {
+        match &$s {
+            __s => {
+                let mut __case = $crate::chan::select::SendCase::new(__s, $v);
+                $crate::__select_gen!(@cases [$($rest)*] @default $d @bound [$($b)* (__case $p $body)])
+            }
+        }
+    };
     (@cases [] @default [$($d:tt)*] @bound [$(($case:ident ($p:pat) $body:block))*]) => {{
         let __sel = {
             let mut __cases: [&mut dyn $crate::chan::select::Case; 0 $(+ { let _ = stringify!($case); 1 })*] =
@@ -415,12 +442,12 @@ macro_rules! __select_gen {
             $crate::chan::select::select_impl(&mut __cases, $crate::__select_default!(@block [$($d)*]))
         };
         let mut __k = 0usize;
-        #[allow(unreachable_code, unused_assignments)]
+        #[allow(unreachable_code, unused_assignments, clippy::diverging_sub_expression)]
         'select: {
             $(
                 if __sel == Some(__k) {
                     let $p = $case.into_result();
-                    break 'select $body;
+                    break 'select ($body);
                 }
                 __k += 1;
             )*
@@ -436,10 +463,16 @@ macro_rules! __select_default {
     (@block []) => {
         true
     };
+    (@block [@timeout]) => {
+        true
+    };
     (@block [$body:block]) => {
         false
     };
     (@body []) => {
+        unreachable!("select: no case chosen")
+    };
+    (@body [@timeout]) => {
         unreachable!("select: no case chosen")
     };
     (@body [$body:block]) => {

@@ -42,6 +42,11 @@ fn fatal_exit(text: &str, dump: bool) -> ! {
     std::process::exit(2)
 }
 
+/// Go: `fatal(msg)`: `fatal error: msg`, the goroutines, exit 2.
+pub(crate) fn fatal(msg: &str) -> ! {
+    fatal_exit(&format!("fatal error: {msg}\n"), true)
+}
+
 /// Go: `fatal("thread exhaustion")` after `checkmcount`.
 pub(crate) fn fatal_thread_exhaustion(max: i64) -> ! {
     fatal_exit(

@@ -48,6 +48,7 @@ pub(crate) fn install() {
 /// Gives the calling thread an alternate signal stack if it has none (Go:
 /// `minitSignalStack`). The stack is leaked with the thread (Ms live for the process).
 pub(crate) fn minit() {
+    super::thread::precise_timers();
     // SAFETY: sigaltstack with a null new stack only reads the current setting.
     unsafe {
         let mut cur: libc::stack_t = std::mem::zeroed();

@@ -131,6 +131,7 @@ pub(crate) fn stopm(m: &'static M) {
     super::proc::scavenge_gfree();
     let mut l = SCHED.lock();
     l.mput(m);
+    super::checkdead::checkdead(&l);
     drop(l);
     m.blocked.store(true, Ordering::Relaxed);
     m.park.sleep();
@@ -189,6 +190,7 @@ pub(crate) fn newm(p: &'static P, spinning: bool) {
     let id = SCHED.mnext.fetch_add(1, Ordering::Relaxed);
     let count = SCHED.mcount.fetch_add(1, Ordering::Relaxed) + 1;
     check_mcount(count);
+    SCHED.nworkers.fetch_add(1, Ordering::SeqCst);
     let m: &'static M = Box::leak(Box::new(M::new(id, false)));
     m.spinning.store(spinning, Ordering::Relaxed);
     m.nextp.store(p as *const P as *mut P, Ordering::Relaxed); // published by thread spawn

@@ -5,6 +5,8 @@
 //! `docs/design/scheduler.md` explains how they fit together.
 
 #[cfg(not(loom))]
+pub(crate) mod checkdead;
+#[cfg(not(loom))]
 pub(crate) mod g;
 #[cfg(not(loom))]
 pub(crate) mod idle;

@@ -36,6 +36,8 @@ pub(crate) struct P {
     /// Counters for stats, owner-written: parks on this P, successful steals by it.
     pub(crate) parks: AtomicU64,
     pub(crate) steals: AtomicU64,
+    /// This P's timers (Go: `p.timers`, `timersLock`, `timer0When`); own lock.
+    pub(crate) timers: crate::time::heap::Timers,
     /// Dead Gs with stacks, for reuse (Go: `p.gFree`). Owner M only.
     gfree: UnsafeCell<Vec<&'static G>>,
     /// Goroutine-id cache (Go: `p.goidcache`, `p.goidcacheend`). Owner M only.
@@ -64,6 +66,7 @@ impl P {
             exited: AtomicU64::new(0),
             parks: AtomicU64::new(0),
             steals: AtomicU64::new(0),
+            timers: crate::time::heap::Timers::new(),
             gfree: UnsafeCell::new(Vec::new()),
             goidcache: Cell::new(0),
             goidcacheend: Cell::new(0),

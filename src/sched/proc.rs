@@ -177,6 +177,10 @@ fn gfput(p: &'static P, gp: &'static G) {
 pub(crate) fn goexit0(p: &'static P, gp: &'static G) {
     // SAFETY: the coroutine returned on this M; we own the G.
     unsafe { gp.finish() };
+    if gp.is_main.get() {
+        // its run caller is about to return to its own code (see checkdead)
+        SCHED.nrun_finishing.fetch_add(1, Ordering::SeqCst);
+    }
     gp.cas_status(G_RUNNING, G_DEAD);
     bump(&p.exited);
     let (waiter, handle) = gp.join.mark_dead();

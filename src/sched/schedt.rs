@@ -65,6 +65,15 @@ pub(crate) struct Sched {
     pub(crate) mnext: AtomicI64,
     /// Ms that exist now (threads the runtime started, plus `run` callers).
     pub(crate) mcount: AtomicI64,
+    /// Worker Ms (threads the runtime started).
+    pub(crate) nworkers: AtomicI64,
+    /// `run` callers inside `run` now.
+    pub(crate) nrun_active: AtomicI64,
+    /// `run` callers waiting for their main goroutine (idle, for `checkdead`).
+    pub(crate) nrun_waiting: AtomicI64,
+    /// Main goroutines that finished whose `run` has not returned yet (their caller is
+    /// about to run again: no deadlock check meanwhile).
+    pub(crate) nrun_finishing: AtomicI64,
     /// All Ps ever created, by id (Go: `allp`). Entries are set once, under the lock.
     pub(crate) allp: [AtomicPtr<P>; MAX_PROCS],
     /// Dead-G cache.
@@ -98,6 +107,10 @@ pub(crate) static SCHED: Sched = Sched {
     ngoroutines: AtomicI64::new(0),
     mnext: AtomicI64::new(0),
     mcount: AtomicI64::new(0),
+    nworkers: AtomicI64::new(0),
+    nrun_active: AtomicI64::new(0),
+    nrun_waiting: AtomicI64::new(0),
+    nrun_finishing: AtomicI64::new(0),
     allp: [NULL_P; MAX_PROCS],
     gfree: Mutex::new(GFree {
         hot: Vec::new(),

@@ -197,7 +197,8 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
             Some(p) => p,
             None => crate::throw!("findrunnable: no P"),
         };
-        // (timers will be checked here)
+        // run this P's due timers (Go: checkTimers)
+        crate::time::check_timers(p);
 
         // Check the global runnable queue once in a while to ensure fairness. Otherwise
         // two goroutines can completely occupy the local runqueue by constantly
@@ -292,7 +293,19 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
         if m.is_run {
             return None;
         }
+        // With timers pending, one idle M sleeps until the earliest and runs it.
+        if let Some(p) = crate::time::idle_timer_wait(m) {
+            acquire_if_needed(m, p);
+            continue 'top;
+        }
         stopm(m);
+    }
+}
+
+/// `idle_timer_wait` may have acquired the P already.
+fn acquire_if_needed(m: &'static M, p: &'static P) {
+    if m.p().is_none() {
+        acquirep(m, p);
     }
 }
 
@@ -327,7 +340,14 @@ fn steal_work(m: &'static M, p: &'static P) -> Option<&'static G> {
             if std::ptr::eq(p2, p) {
                 continue;
             }
-            // (the last pass will also run the victim's timers)
+            // the last pass also runs the victim's due timers (its goroutines land on
+            // our queue)
+            if steal_runnext {
+                crate::time::check_timers(p2);
+                if let Some((g, _)) = runqget(p) {
+                    return Some(g);
+                }
+            }
             let victim_running = || {
                 // Go sleeps 3 µs before taking a running P's runnext, so the owner gets a
                 // chance to schedule it. The owner runs on another CPU, so a 3 µs spin

@@ -1,0 +1,242 @@
+//! Per-P timer heaps (Go 1.14+: time.go `addtimer`, `runtimer`, `checkTimers`, the
+//! 4-ary `siftupTimer`/`siftdownTimer`).
+//!
+//! Each P owns a 4-ary min-heap of timers keyed by `when`, behind its own lock (Go's
+//! `timersLock`), and publishes the earliest `when` in `timer0` (0 = none) so that
+//! schedulers can skip the lock when nothing is due. Timers are run by the P's own
+//! scheduler (`find_runnable`), by thieves on their last steal pass, and by an idle M
+//! that sleeps until the earliest timer of all Ps (see `sleep_until_timer`), which also
+//! services overdue timers of Ps whose goroutine keeps them busy (Go weakness #38860).
+//!
+//! Stopping or resetting a user `Timer` does not search the heap: it bumps the timer's
+//! sequence number, and a heap entry whose sequence is stale is dropped when it surfaces.
+
+use crate::chan::Sender;
+use crate::sched::g::G;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Monotonic nanoseconds since the runtime's epoch (Go: `nanotime`). Never 0.
+pub(crate) fn nanotime() -> i64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as i64 + 1
+}
+
+/// The `nanotime` value of an instant (clamped to the epoch).
+pub(crate) fn nanotime_of(t: Instant) -> i64 {
+    let e = *EPOCH.get_or_init(Instant::now);
+    t.saturating_duration_since(e)
+        .as_nanos()
+        .min(i64::MAX as u128 / 2) as i64
+        + 1
+}
+
+/// Shared state of a user timer: its current sequence number. Stop/reset bump it.
+#[derive(Default)]
+pub(crate) struct TimerShared {
+    pub(crate) seq: AtomicU64,
+}
+
+/// What a timer does when it fires.
+pub(crate) enum Action {
+    /// Ready a goroutine parked in `sleep`.
+    Wake(&'static G),
+    /// Send the current instant on a channel without blocking (Go's `sendTime`), and
+    /// re-arm every `period` ns if non-zero. Valid while `shared.seq == seq`.
+    Send {
+        tx: Sender<Instant>,
+        period: i64,
+        shared: Arc<TimerShared>,
+        /// A one-shot `Timer`'s "active" flag, cleared when it fires.
+        fired: Option<Arc<AtomicBool>>,
+    },
+}
+
+/// A heap entry.
+pub(crate) struct Entry {
+    pub(crate) when: i64,
+    pub(crate) seq: u64,
+    pub(crate) action: Action,
+}
+
+/// One P's timers.
+pub(crate) struct Timers {
+    heap: Mutex<Vec<Entry>>,
+    /// Earliest `when` in the heap, 0 if empty (Go: `timer0When`). Written under the lock.
+    pub(crate) timer0: AtomicI64,
+}
+
+impl Timers {
+    pub(crate) fn new() -> Timers {
+        Timers {
+            heap: Mutex::new(Vec::new()),
+            timer0: AtomicI64::new(0),
+        }
+    }
+
+    /// Adds a timer (Go: `doaddtimer`).
+    pub(crate) fn add(&self, e: Entry) {
+        let mut h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+        h.push(e);
+        let i = h.len() - 1;
+        siftup(&mut h, i);
+        self.timer0.store(h[0].when, Ordering::SeqCst); // seq_cst; read by idle Ms computing their sleep
+    }
+
+    /// Number of entries (stale ones included).
+    pub(crate) fn len(&self) -> usize {
+        self.heap.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Removes and returns the entries due at `now` (Go: `runtimer` loop of
+    /// `checkTimers`), re-arming periodic ones. Actions run after the lock is dropped.
+    pub(crate) fn take_due(&self, now: i64, out: &mut Vec<Entry>) {
+        let t0 = self.timer0.load(Ordering::SeqCst);
+        if t0 == 0 || t0 > now {
+            return;
+        }
+        let mut h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(top) = h.first() {
+            if top.when > now {
+                break;
+            }
+            let e = pop(&mut h);
+            if let Action::Send {
+                period, shared, tx, ..
+            } = &e.action
+            {
+                if *period > 0 && shared.seq.load(Ordering::Acquire) == e.seq && tx.has_receivers()
+                {
+                    // re-arm a ticker at its next period after now (Go drops missed ticks)
+                    let mut when = e.when + period;
+                    if when <= now {
+                        when = now + period - (now - e.when) % period;
+                    }
+                    h.push(Entry {
+                        when,
+                        seq: e.seq,
+                        action: Action::Send {
+                            tx: tx.clone(),
+                            period: *period,
+                            shared: shared.clone(),
+                            fired: None,
+                        },
+                    });
+                    let i = h.len() - 1;
+                    siftup(&mut h, i);
+                }
+            }
+            out.push(e);
+        }
+        self.timer0
+            .store(h.first().map_or(0, |e| e.when), Ordering::SeqCst);
+    }
+}
+
+/// Runs a fired timer's action. Called without any timer lock held.
+pub(crate) fn fire(e: Entry) {
+    match e.action {
+        Action::Wake(g) => crate::sched::park::goready(g),
+        Action::Send {
+            tx, shared, fired, ..
+        } => {
+            if shared.seq.load(Ordering::Acquire) == e.seq {
+                if let Some(f) = fired {
+                    f.store(false, Ordering::Release);
+                }
+                let _ = tx.try_send(Instant::now());
+            }
+        }
+    }
+}
+
+fn pop(h: &mut Vec<Entry>) -> Entry {
+    let last = h.len() - 1;
+    h.swap(0, last);
+    let e = h.pop().expect("non-empty");
+    if !h.is_empty() {
+        siftdown(h, 0);
+    }
+    e
+}
+
+/// Go: `siftupTimer` (4-ary).
+fn siftup(h: &mut [Entry], mut i: usize) {
+    while i > 0 {
+        let p = (i - 1) / 4;
+        if h[i].when >= h[p].when {
+            break;
+        }
+        h.swap(i, p);
+        i = p;
+    }
+}
+
+/// Go: `siftdownTimer` (4-ary).
+fn siftdown(h: &mut [Entry], mut i: usize) {
+    let n = h.len();
+    loop {
+        let c = i * 4 + 1;
+        if c >= n {
+            break;
+        }
+        let mut m = c;
+        for k in c + 1..(c + 4).min(n) {
+            if h[k].when < h[m].when {
+                m = k;
+            }
+        }
+        if h[m].when >= h[i].when {
+            break;
+        }
+        h.swap(i, m);
+        i = m;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(when: i64) -> Entry {
+        let (tx, _rx) = crate::chan::bounded(1);
+        Entry {
+            when,
+            seq: 0,
+            action: Action::Send {
+                tx,
+                period: 0,
+                shared: Arc::new(TimerShared::default()),
+                fired: None,
+            },
+        }
+    }
+
+    #[test]
+    fn heap_pops_in_order() {
+        let t = Timers::new();
+        let whens = [50, 10, 40, 30, 20, 60, 5, 45, 15, 25, 35, 55];
+        for w in whens {
+            t.add(entry(w));
+        }
+        assert_eq!(t.timer0.load(Ordering::SeqCst), 5);
+        let mut out = Vec::new();
+        t.take_due(30, &mut out);
+        let got: Vec<i64> = out.iter().map(|e| e.when).collect();
+        assert_eq!(got, vec![5, 10, 15, 20, 25, 30]);
+        assert_eq!(t.timer0.load(Ordering::SeqCst), 35);
+        out.clear();
+        t.take_due(i64::MAX, &mut out);
+        assert_eq!(out.len(), 6);
+        assert_eq!(t.timer0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn instants_and_nanotime_agree() {
+        let a = nanotime();
+        let b = nanotime_of(Instant::now());
+        assert!(b >= a && b - a < 50_000_000, "{a} {b}");
+    }
+}

@@ -1,0 +1,124 @@
+//! Deadlock detection, as Go's crash tests check it (TestSimpleDeadlock,
+//! TestGoexitDeadlock's message, and a sleeping program that is NOT a deadlock).
+//!
+//! This is a `harness = false` test: each scenario runs as this same binary in a child
+//! process with `GORT_SCENARIO` set, because the detector stays silent while threads it
+//! does not know (like libtest's) exist. Output ends with a libtest-style summary.
+
+use std::process::Command;
+use std::time::Duration;
+
+fn scenario(name: &str) {
+    match name {
+        // Go: TestSimpleDeadlock: main blocks on a channel nobody will send to.
+        "simple" => gort::run(|| {
+            let (_tx, rx) = gort::chan::bounded::<u8>(0);
+            let _ = rx.recv();
+        }),
+        // Go: TestLockedDeadlock-like: main waits on a goroutine that waits forever.
+        "two_goroutines" => gort::run(|| {
+            let (tx, rx) = gort::chan::bounded::<u8>(0);
+            let h = gort::go(move || {
+                let _ = rx.recv();
+                drop(tx);
+            });
+            let _ = h.join();
+        }),
+        // Not a deadlock: everything sleeps, then finishes.
+        "sleeping" => gort::run(|| {
+            let h = gort::go(|| gort::time::sleep(Duration::from_millis(30)));
+            gort::time::sleep(Duration::from_millis(20));
+            h.join().unwrap();
+            println!("OK");
+        }),
+        // Not a deadlock: a goroutine waits for a timer channel.
+        "timer_channel" => gort::run(|| {
+            let rx = gort::chan::after(Duration::from_millis(20));
+            rx.recv().unwrap();
+            println!("OK");
+        }),
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+struct Case {
+    name: &'static str,
+    want_code: i32,
+    want_stderr_start: &'static str,
+    want_stdout: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "simple",
+        want_code: 2,
+        want_stderr_start: "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine ",
+        want_stdout: "",
+    },
+    Case {
+        name: "two_goroutines",
+        want_code: 2,
+        want_stderr_start: "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine ",
+        want_stdout: "",
+    },
+    Case {
+        name: "sleeping",
+        want_code: 0,
+        want_stderr_start: "",
+        want_stdout: "OK\n",
+    },
+    Case {
+        name: "timer_channel",
+        want_code: 0,
+        want_stderr_start: "",
+        want_stdout: "OK\n",
+    },
+];
+
+fn main() {
+    if let Ok(name) = std::env::var("GORT_SCENARIO") {
+        scenario(&name);
+        return;
+    }
+    let exe = std::env::current_exe().expect("own path");
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for c in CASES {
+        if !filter.is_empty() && !filter.iter().any(|f| c.name.contains(f.as_str())) {
+            continue;
+        }
+        let out = Command::new(&exe)
+            .env("GORT_SCENARIO", c.name)
+            .output()
+            .expect("run scenario");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let ok = out.status.code() == Some(c.want_code)
+            && stderr.starts_with(c.want_stderr_start)
+            && stdout == c.want_stdout;
+        if ok {
+            passed += 1;
+            println!("test deadlock::{} ... ok", c.name);
+        } else {
+            failed += 1;
+            println!(
+                "test deadlock::{} ... FAILED\n  status {:?} (want {}), stdout {:?}, stderr:\n{}",
+                c.name,
+                out.status.code(),
+                c.want_code,
+                stdout,
+                stderr
+            );
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
+    if failed > 0 {
+        std::process::exit(101);
+    }
+}

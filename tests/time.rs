@@ -1,0 +1,172 @@
+//! Timers: ported from Go's time/sleep_test.go (by name) and gort's own checks.
+
+mod common;
+
+use common::init;
+use gort::chan;
+use std::time::{Duration, Instant};
+
+/// Go: TestSleep. A sleep lasts at least its duration, and not absurdly longer.
+#[test]
+fn test_sleep() {
+    init(2);
+    gort::run(|| {
+        let d = Duration::from_millis(20);
+        let t = Instant::now();
+        gort::time::sleep(d);
+        let el = t.elapsed();
+        assert!(el >= d, "slept {el:?} < {d:?}");
+        assert!(el < d + Duration::from_secs(1), "slept {el:?}");
+    });
+}
+
+/// A zero or past sleep returns at once; a sleep on a plain thread sleeps the thread.
+#[test]
+fn zero_and_past_sleeps_return() {
+    init(2);
+    gort::run(|| {
+        gort::time::sleep(Duration::ZERO);
+        gort::time::sleep_until(Instant::now() - Duration::from_secs(1));
+    });
+    let t = Instant::now();
+    gort::time::sleep(Duration::from_millis(5));
+    assert!(t.elapsed() >= Duration::from_millis(5));
+}
+
+/// Go: TestAfterQueuing. Timers fire in order of their deadlines.
+#[test]
+fn test_after_queuing() {
+    init(2);
+    gort::run(|| {
+        const DELTA: u64 = 10;
+        let order = [8u64, 4, 7, 1, 9, 2, 6, 3, 0, 5];
+        let (tx, rx) = chan::unbounded();
+        for &slot in &order {
+            let tx = tx.clone();
+            gort::go(move || {
+                let d = Duration::from_millis(slot * DELTA);
+                chan::after(d).recv().unwrap();
+                tx.send(slot).unwrap();
+            });
+        }
+        drop(tx);
+        let got: Vec<u64> = rx.iter().collect();
+        assert_eq!(
+            got,
+            (0..10).collect::<Vec<_>>(),
+            "timers fired out of order"
+        );
+    });
+}
+
+/// Go: TestTimerStopStress. Stopped timers never fire.
+#[test]
+fn test_timer_stop_stress() {
+    init(2);
+    gort::run(|| {
+        let hs: Vec<_> = (0..100)
+            .map(|_| {
+                gort::go(|| {
+                    let t = gort::time::Timer::new(Duration::from_millis(50));
+                    assert!(t.stop(), "stop of an armed timer reports it active");
+                    assert_eq!(
+                        t.c().recv_timeout(Duration::from_millis(100)),
+                        Err(chan::RecvTimeoutError::Timeout),
+                        "a stopped timer fired"
+                    );
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+}
+
+/// Go: TestReset. Reset pushes the deadline out; a reset timer fires once.
+#[test]
+fn test_reset() {
+    init(2);
+    gort::run(|| {
+        let d = Duration::from_millis(30);
+        let t0 = Instant::now();
+        let t = gort::time::Timer::new(d);
+        gort::time::sleep(d / 2);
+        assert!(t.reset(d), "reset of an active timer reports it active");
+        t.c().recv().unwrap();
+        assert!(t0.elapsed() >= d + d / 2, "fired before the reset deadline");
+        assert!(!t.stop(), "fired timer is not active");
+        // reset after firing re-arms it
+        assert!(!t.reset(Duration::from_millis(1)));
+        t.c()
+            .recv_timeout(Duration::from_secs(2))
+            .expect("re-armed timer fires");
+    });
+}
+
+/// tick delivers repeatedly; a zero tick never delivers; dropping the receiver stops it.
+#[test]
+fn tick_and_never() {
+    init(2);
+    gort::run(|| {
+        let rx = chan::tick(Duration::from_millis(2));
+        for _ in 0..5 {
+            rx.recv().unwrap();
+        }
+        drop(rx);
+        let z = chan::tick(Duration::ZERO);
+        assert_eq!(
+            z.recv_timeout(Duration::from_millis(10)),
+            Err(chan::RecvTimeoutError::Timeout)
+        );
+    });
+}
+
+/// select! with default(timeout), recv_timeout and send_timeout.
+#[test]
+fn timeouts() {
+    init(2);
+    gort::run(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let t = Instant::now();
+        let r = gort::select! {
+            recv(rx) -> v => Some(v),
+            default(Duration::from_millis(10)) => None,
+        };
+        assert_eq!(r, None);
+        assert!(t.elapsed() >= Duration::from_millis(10));
+        assert_eq!(
+            tx.send_timeout(5, Duration::from_millis(5)),
+            Err(chan::SendTimeoutError::Timeout(5))
+        );
+        let h = gort::go(move || rx.recv_timeout(Duration::from_secs(5)));
+        tx.send_timeout(6, Duration::from_secs(5)).unwrap();
+        assert_eq!(h.join().unwrap(), Ok(6));
+    });
+}
+
+/// Many goroutines sleeping at once all wake, and not too late on an idle machine.
+#[test]
+fn many_sleepers_wake() {
+    init(2);
+    gort::run(|| {
+        let n = 10_000;
+        let wg = std::sync::Arc::new(gort::sync::WaitGroup::new());
+        wg.add(n);
+        let worst = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        for i in 0..n {
+            let (wg, worst) = (wg.clone(), worst.clone());
+            gort::go(move || {
+                let d = Duration::from_millis(1 + (i % 20) as u64);
+                let t = Instant::now();
+                gort::time::sleep(d);
+                let late = t.elapsed().saturating_sub(d).as_micros() as u64;
+                worst.fetch_max(late, std::sync::atomic::Ordering::Relaxed);
+                wg.done();
+            });
+        }
+        wg.wait();
+        let w = worst.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(w < 2_000_000, "a sleeper woke {w} µs late");
+    });
+}
