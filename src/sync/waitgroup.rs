@@ -1,8 +1,8 @@
 //! `WaitGroup` (Go: sync/waitgroup.go, 1.19).
 
-use super::sema::Sema;
+use super::sema::{semacquire, semrelease};
 use crate::sched::g::WaitReason;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Waits for a collection of goroutines to finish (Go's `sync.WaitGroup`).
 ///
@@ -35,7 +35,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct WaitGroup {
     /// High 32 bits: counter; low 32 bits: number of waiters (Go's `state1`).
     state: AtomicU64,
-    sema: Sema,
+    /// Semaphore the waiters sleep on (Go: `sema`).
+    sema: AtomicU32,
 }
 
 impl std::fmt::Debug for WaitGroup {
@@ -53,12 +54,7 @@ impl WaitGroup {
     pub const fn new() -> WaitGroup {
         WaitGroup {
             state: AtomicU64::new(0),
-            sema: Sema {
-                inner: std::sync::Mutex::new(super::sema::Inner {
-                    count: 0,
-                    waiters: std::collections::VecDeque::new(),
-                }),
-            },
+            sema: AtomicU32::new(0),
         }
     }
 
@@ -87,7 +83,9 @@ impl WaitGroup {
             panic!("sync: WaitGroup misuse: Add called concurrently with Wait");
         }
         self.state.store(0, Ordering::Release);
-        self.sema.release(w);
+        for _ in 0..w {
+            semrelease(&self.sema, false);
+        }
     }
 
     /// Decrements the counter by one.
@@ -107,7 +105,7 @@ impl WaitGroup {
                 .compare_exchange(state, state + 1, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                self.sema.acquire(WaitReason::WaitGroupWait);
+                semacquire(&self.sema, false, WaitReason::WaitGroupWait);
                 if self.state.load(Ordering::Acquire) != 0 {
                     panic!("sync: WaitGroup is reused before previous Wait has returned");
                 }

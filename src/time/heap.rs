@@ -52,6 +52,8 @@ pub(crate) enum Action {
         /// A one-shot `Timer`'s "active" flag, cleared when it fires.
         fired: Option<Arc<AtomicBool>>,
     },
+    /// Run a function (e.g. a `Condvar::wait_timeout` expiry). It must not block.
+    Call(Box<dyn FnOnce() + Send>),
 }
 
 /// A heap entry.
@@ -139,6 +141,7 @@ impl Timers {
 pub(crate) fn fire(e: Entry) {
     match e.action {
         Action::Wake(g) => crate::sched::park::goready(g),
+        Action::Call(f) => f(),
         Action::Send {
             tx, shared, fired, ..
         } => {
