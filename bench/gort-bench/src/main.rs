@@ -6,26 +6,27 @@
 //! waits for all with a leaked `&'static gort::sync::WaitGroup` (the rules' WaitGroup-like
 //! countdown latch, Go semantics).
 //!
-//! gort implements `spawn`, `skynet`, `pingpong`, `yield`, `ring` and `idle_mem` so far.
+//! gort implements `spawn`, `skynet`, `pingpong`, `yield`, `ring`, `sleep`, `idle_mem` and
+//! `mutex` so far.
 //! Every other workload prints `unsupported workload <name>` on stderr and exits with
 //! status 3, which the runner shows as "—". To add one: write
 //! `fn name(n: usize, workers: usize) -> Report` below and list it in [`workload`].
 //!
 //! Channels are `gort::chan::bounded(0)`, Go's unbuffered channel, everywhere Go uses an
-//! unbuffered one. gort has no timer yet, so idle_mem's 50 ms settle before reading the
-//! parked RSS is `std::thread::sleep` in the main goroutine; nothing needs to run then,
-//! since every other goroutine is parked.
+//! unbuffered one. Sleeping is `gort::time::sleep`; the mutex is `gort::sync::Mutex`
+//! (Go's `sync.Mutex` algorithm: barging, so compare it with Go's).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bench_common::{
-    Args, GOROUTINES, IDLE_SETTLE, RING_GOROUTINES, Report, SKYNET_FANOUT, check_failed,
-    check_skynet_n, exit_on_panic, idle_mem_fields, per_goroutine, skynet_expected,
+    Args, GOROUTINES, IDLE_SETTLE, Lateness, RING_GOROUTINES, Report, SKYNET_FANOUT, SLEEP,
+    check_failed, check_skynet_n, exit_on_panic, idle_mem_fields, per_goroutine, skynet_expected,
     unsupported, vm_rss_bytes,
 };
 use gort::chan::{self, Receiver, Sender};
 use gort::sync::WaitGroup;
+use std::sync::atomic::AtomicI64;
 
 /// A workload: `(n, workers)` to its result line.
 type Workload = fn(usize, usize) -> Report;
@@ -54,8 +55,9 @@ fn workload(name: &str) -> Option<Workload> {
         "yield" => Some(yield_),
         "ring" => Some(ring),
         "idle_mem" => Some(idle_mem),
-        // Not yet: sleep (timers), mutex (sync::Mutex), syscall_handoff (syscall
-        // handoff), echo (netpoller).
+        "sleep" => Some(sleep),
+        "mutex" => Some(mutex),
+        // Not yet: syscall_handoff (syscall handoff), echo (netpoller).
         _ => None,
     }
 }
@@ -234,8 +236,7 @@ fn idle_mem(n: usize, workers: usize) -> Report {
     }
     started.wait();
     let ramp = start.elapsed();
-    // No runtime timer yet: block this thread instead (every other goroutine is parked).
-    std::thread::sleep(IDLE_SETTLE);
+    gort::time::sleep(IDLE_SETTLE);
     let rss_parked = vm_rss_bytes();
     for tx in &txs {
         tx.send(1).expect("idle_mem: release");
@@ -244,4 +245,48 @@ fn idle_mem(n: usize, workers: usize) -> Report {
     drop(rxs);
     let report = Report::new("idle_mem", n, ramp, workers);
     idle_mem_fields(report, rss_before, rss_after_channels, rss_parked, n)
+}
+
+/// sleep: n goroutines each sleep 10 ms; lateness per goroutine.
+fn sleep(n: usize, workers: usize) -> Report {
+    let late_ns: &'static [AtomicI64] = Box::leak((0..n).map(|_| AtomicI64::new(0)).collect());
+    let wg = latch(n);
+    let start = Instant::now();
+    for slot in late_ns {
+        go(move || {
+            let t0 = Instant::now();
+            gort::time::sleep(SLEEP);
+            let late = t0.elapsed().as_nanos() as i64 - SLEEP.as_nanos() as i64;
+            slot.store(late, Ordering::Relaxed);
+            wg.done();
+        });
+    }
+    wg.wait();
+    let total = start.elapsed();
+    let late = late_ns.iter().map(|s| s.load(Ordering::Relaxed)).collect();
+    Lateness::from_ns(late).fields(Report::new("sleep", n, total, workers))
+}
+
+/// mutex: 1000 goroutines each lock a shared `gort::sync::Mutex` and increment n/1000
+/// times.
+fn mutex(n: usize, workers: usize) -> Report {
+    let per = per_goroutine("mutex", n, GOROUTINES);
+    let counter = leak(gort::sync::Mutex::new(0usize));
+    let wg = latch(GOROUTINES);
+    let start = Instant::now();
+    for _ in 0..GOROUTINES {
+        go(move || {
+            for _ in 0..per {
+                *counter.lock() += 1;
+            }
+            wg.done();
+        });
+    }
+    wg.wait();
+    let total = start.elapsed();
+    let got = *counter.lock();
+    if got != n {
+        check_failed(format!("mutex: counter {got}, want {n}"));
+    }
+    Report::new("mutex", n, total, workers)
 }
