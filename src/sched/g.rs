@@ -11,7 +11,9 @@ use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::panic::Location;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 /// Just allocated, not yet initialised (Go `_Gidle`).
 pub(crate) const G_IDLE: u32 = 0;
@@ -162,6 +164,10 @@ pub(crate) struct G {
     pub(crate) m: AtomicPtr<M>,
     /// The running coroutine's yielder; set by the G itself at entry, read only by the G.
     yielder: Cell<*const GYielder>,
+    /// Roughly where the G's stack pointer was when it last switched away: `goready`
+    /// prefetches those lines so the resume does not wait for memory. Written by the G,
+    /// read (racily, as a hint) by wakers.
+    sp_hint: AtomicUsize,
     /// The M that last ran this G (for `GORT_DEBUG=migrate=1`). Written by that M.
     pub(crate) last_m: AtomicPtr<M>,
     /// Goroutine id (main = 1). Written by the creator before the G is published on a run
@@ -213,6 +219,7 @@ impl G {
             stack_lo: AtomicU64::new(0),
             stack_hi: AtomicU64::new(0),
             yielder: Cell::new(ptr::null()),
+            sp_hint: AtomicUsize::new(0),
             waitreason: AtomicU8::new(0),
             gopc: Cell::new(Location::caller()),
             name: UnsafeCell::new(None),
@@ -386,6 +393,22 @@ impl G {
         self.yielder.set(ptr::null());
     }
 
+    /// Asks the CPU to start loading the lines the G's resume will touch (its saved
+    /// context near `sp_hint`, and the frames above it). A hint only: it cannot fault.
+    #[inline]
+    pub(crate) fn prefetch_stack(&self) {
+        let sp = self.sp_hint.load(Ordering::Relaxed);
+        if sp == 0 {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        for off in [-128isize, -64, 0, 64, 128, 192] {
+            let p = (sp as isize + off) as *const i8;
+            // SAFETY: prefetch is a hint that never faults, whatever the address.
+            unsafe { std::arch::x86_64::_mm_prefetch(p, std::arch::x86_64::_MM_HINT_T0) };
+        }
+    }
+
     /// Records the yielder of the coroutine now running this G. Called by the G itself.
     pub(crate) fn set_yielder(&self, y: &GYielder) {
         self.yielder.set(y as *const GYielder);
@@ -399,6 +422,9 @@ impl G {
         if y.is_null() {
             crate::throw!("mcall: goroutine has no scheduler context");
         }
+        let here = 0u8;
+        self.sp_hint
+            .store(&here as *const u8 as usize, Ordering::Relaxed);
         // SAFETY: `y` was set by this G at entry from the `&Yielder` corosensei passed to
         // its body; that yielder lives at the root of this G's stack for as long as the
         // coroutine runs, and we are running on that stack now.

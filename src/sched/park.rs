@@ -47,6 +47,7 @@ pub(crate) fn gopark(unlockf: Option<&mut dyn FnMut() -> bool>, reason: WaitReas
 
 /// Makes a parked goroutine runnable (see the module docs).
 pub(crate) fn goready(gp: &'static G) {
+    gp.prefetch_stack();
     gp.cas_status(G_WAITING, G_RUNNABLE);
     match getm().and_then(|m| m.p()) {
         Some(p) => {
