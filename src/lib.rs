@@ -34,6 +34,8 @@ pub mod debug;
 #[cfg(not(loom))]
 mod local;
 mod loom;
+#[cfg(all(test, loom))]
+mod models;
 mod os;
 #[cfg(not(loom))]
 mod runtime;

@@ -2,7 +2,6 @@
 //! signals. Linux is the target; other Unix systems build with portable fallbacks.
 
 pub(crate) mod futex;
-#[cfg(not(loom))]
 pub(crate) mod lock;
 pub(crate) mod note;
 #[cfg(not(loom))]

@@ -266,6 +266,7 @@ impl<T> LocalQueue<T> {
     }
 
     /// Gs in the ring (runnext not counted, as in Go's schedtrace).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn len(&self) -> u32 {
         let h = self.head.load(Acquire);
         let t = self.tail.load(Acquire);

@@ -57,14 +57,18 @@ fn root(addr: usize) -> &'static Root {
     &TABLE[(addr >> 3) % SEM_TAB_SIZE]
 }
 
-/// Takes a unit if there is one (Go: `cansemacquire`).
+/// Takes a unit if there is one (Go: `cansemacquire`). SeqCst: after `semacquire`
+/// counted itself in `nwait` (SeqCst), this load must see a unit that a concurrent
+/// `semrelease` added (SeqCst) before reading `nwait` as zero; an acquire load may read
+/// the stale count and both sides would miss each other (found by the loom model
+/// `sema_handoff_no_lost_wakeup`).
 pub(crate) fn cansemacquire(sema: &AtomicU32) -> bool {
-    let mut v = sema.load(Ordering::Acquire);
+    let mut v = sema.load(Ordering::SeqCst);
     loop {
         if v == 0 {
             return false;
         }
-        match sema.compare_exchange_weak(v, v - 1, Ordering::AcqRel, Ordering::Acquire) {
+        match sema.compare_exchange_weak(v, v - 1, Ordering::SeqCst, Ordering::SeqCst) {
             Ok(_) => return true,
             Err(cur) => v = cur,
         }
@@ -87,6 +91,9 @@ pub(crate) fn semacquire(sema: &AtomicU32, lifo: bool, reason: WaitReason) {
     loop {
         r.lock.lock();
         r.nwait.fetch_add(1, Ordering::SeqCst); // seq_cst; pairs with semrelease's check after its add
+        // Dekker's pattern with semrelease (count add, then nwait read): the fence makes
+        // the StoreLoad order explicit (the loom model checks exactly this sequence).
+        std::sync::atomic::fence(Ordering::SeqCst);
         if cansemacquire(sema) {
             r.nwait.fetch_sub(1, Ordering::SeqCst);
             r.lock.unlock();
@@ -134,6 +141,7 @@ pub(crate) fn semrelease(sema: &AtomicU32, handoff: bool) {
     let addr = sema as *const AtomicU32 as usize;
     let r = root(addr);
     sema.fetch_add(1, Ordering::SeqCst); // seq_cst; pairs with semacquire's nwait increment
+    std::sync::atomic::fence(Ordering::SeqCst); // the other half of the Dekker pattern
                                          // Easy case: no waiters? This check must happen after the add, to avoid a missed
                                          // wake-up (see the loop in semacquire).
     if r.nwait.load(Ordering::SeqCst) == 0 {
