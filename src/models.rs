@@ -47,7 +47,7 @@ fn select_wakeup_race() {
         let chans: Arc<[Mutex<Vec<usize>>; 2]> = Arc::new([Mutex::new(vec![]), Mutex::new(vec![])]);
         let done = Arc::new(AtomicUsize::new(0)); // Waiter::done
         let woken = Arc::new(Parker::new()); // the park/wake handshake
-        // pass 2: enqueue one sudog per case, in lock order
+                                             // pass 2: enqueue one sudog per case, in lock order
         for (case, c) in chans.iter().enumerate() {
             c.lock().unwrap().push(case);
         }
@@ -77,8 +77,15 @@ fn select_wakeup_race() {
             c.lock().unwrap().clear();
         }
         let delivered: Vec<bool> = senders.into_iter().map(|h| h.join().unwrap()).collect();
-        assert_eq!(delivered.iter().filter(|&&d| d).count(), 1, "exactly one case wins");
-        assert!(delivered[won - 1], "the winner is the sender whose value was taken");
+        assert_eq!(
+            delivered.iter().filter(|&&d| d).count(),
+            1,
+            "exactly one case wins"
+        );
+        assert!(
+            delivered[won - 1],
+            "the winner is the sender whose value was taken"
+        );
         for c in chans.iter() {
             assert!(c.lock().unwrap().is_empty(), "no stale sudog left");
         }

@@ -170,3 +170,23 @@ fn many_sleepers_wake() {
         assert!(w < 2_000_000, "a sleeper woke {w} µs late");
     });
 }
+
+/// select! arms with block bodies followed by commas (crossbeam's syntax allows both).
+#[test]
+fn select_block_arms_with_commas() {
+    init(2);
+    gort::run(|| {
+        let (tx, rx) = chan::bounded::<i32>(1);
+        tx.send(1).unwrap();
+        let got = gort::select! {
+            recv(rx) -> v => { v.unwrap() },
+            default => { -1 },
+        };
+        assert_eq!(got, 1);
+        let got = gort::select! {
+            recv(rx) -> v => { v.unwrap() }
+            default => { -1 }
+        };
+        assert_eq!(got, -1);
+    });
+}

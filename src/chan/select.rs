@@ -257,21 +257,34 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         }
         block_forever();
     }
-    // poll order: a random permutation (Fisher-Yates)
-    let mut poll: Vec<usize> = (0..n).collect();
+    // poll order: a random permutation (Fisher-Yates); lock order: by channel address.
+    // Up to 8 cases live on the stack (no allocation per select).
+    let mut poll_buf = [0usize; 8];
+    let mut order_buf = [0usize; 8];
+    let (mut poll_vec, mut order_vec);
+    let (poll, order): (&mut [usize], &mut [usize]) = if n <= 8 {
+        (&mut poll_buf[..n], &mut order_buf[..n])
+    } else {
+        poll_vec = vec![0; n];
+        order_vec = vec![0; n];
+        (&mut poll_vec[..], &mut order_vec[..])
+    };
+    for i in 0..n {
+        poll[i] = i;
+        order[i] = i;
+    }
     for i in (1..n).rev() {
         let j = (fastrand() % (i as u64 + 1)) as usize;
         poll.swap(i, j);
     }
-    // lock order: by channel address
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| cases[i].chan_addr());
+    order.sort_unstable_by_key(|&i| cases[i].chan_addr());
+    let (poll, order) = (&*poll, &*order);
 
-    lock_all(cases, &order);
+    lock_all(cases, order);
     // pass 1: the first ready case in poll order
-    for &i in &poll {
+    for &i in poll {
         if let Some(w) = cases[i].try_now() {
-            unlock_all(cases, &order);
+            unlock_all(cases, order);
             if let Some(w) = w {
                 w.wake(); // try_now dequeued its sudog: we alone wake it
             }
@@ -279,30 +292,29 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         }
     }
     if !block {
-        unlock_all(cases, &order);
+        unlock_all(cases, order);
         return None;
     }
     // pass 2: enqueue on every channel and park
     let waiter = Waiter::current(true);
     let wp: *const Waiter = &waiter;
-    for &i in &order {
+    for &i in order {
         cases[i].enqueue(wp.cast(), i);
     }
     {
         let cases_ref: &[&mut dyn Case] = cases;
-        let order_ref = &order;
-        waiter.block(WaitReason::Select, &mut || unlock_all(cases_ref, order_ref));
+        waiter.block(WaitReason::Select, &mut || unlock_all(cases_ref, order));
     }
     // pass 3: the winner was unlinked by its waker; unlink the others
     let won = waiter.done.load(std::sync::atomic::Ordering::Acquire);
     if won == 0 {
         crate::throw!("selectgo: woken without a winning case");
     }
-    lock_all(cases, &order);
+    lock_all(cases, order);
     for c in cases.iter_mut() {
         c.dequeue();
     }
-    unlock_all(cases, &order);
+    unlock_all(cases, order);
     cases[won - 1].woken();
     Some(won - 1)
 }
@@ -361,7 +373,10 @@ macro_rules! select {
 #[macro_export]
 macro_rules! __select_parse {
     // recv arms
-    (@cases [$($c:tt)*] @default $d:tt recv($r:expr) -> $p:pat => $body:block $(,)? $($rest:tt)*) => {
+    (@cases [$($c:tt)*] @default $d:tt recv($r:expr) -> $p:pat => $body:block, $($rest:tt)*) => {
+        $crate::__select_parse!(@cases [$($c)* (recv ($r) ($p) $body)] @default $d $($rest)*)
+    };
+    (@cases [$($c:tt)*] @default $d:tt recv($r:expr) -> $p:pat => $body:block $($rest:tt)*) => {
         $crate::__select_parse!(@cases [$($c)* (recv ($r) ($p) $body)] @default $d $($rest)*)
     };
     (@cases [$($c:tt)*] @default $d:tt recv($r:expr) -> $p:pat => $body:expr, $($rest:tt)*) => {
@@ -371,7 +386,10 @@ macro_rules! __select_parse {
         $crate::__select_parse!(@cases [$($c)* (recv ($r) ($p) { $body })] @default $d)
     };
     // send arms
-    (@cases [$($c:tt)*] @default $d:tt send($s:expr, $v:expr) -> $p:pat => $body:block $(,)? $($rest:tt)*) => {
+    (@cases [$($c:tt)*] @default $d:tt send($s:expr, $v:expr) -> $p:pat => $body:block, $($rest:tt)*) => {
+        $crate::__select_parse!(@cases [$($c)* (send ($s, $v) ($p) $body)] @default $d $($rest)*)
+    };
+    (@cases [$($c:tt)*] @default $d:tt send($s:expr, $v:expr) -> $p:pat => $body:block $($rest:tt)*) => {
         $crate::__select_parse!(@cases [$($c)* (send ($s, $v) ($p) $body)] @default $d $($rest)*)
     };
     (@cases [$($c:tt)*] @default $d:tt send($s:expr, $v:expr) -> $p:pat => $body:expr, $($rest:tt)*) => {
@@ -381,7 +399,10 @@ macro_rules! __select_parse {
         $crate::__select_parse!(@cases [$($c)* (send ($s, $v) ($p) { $body })] @default $d)
     };
     // default(timeout): a receive on `after(timeout)`, and the select blocks
-    (@cases [$($c:tt)*] @default [] default($t:expr) => $body:block $(,)? $($rest:tt)*) => {
+    (@cases [$($c:tt)*] @default [] default($t:expr) => $body:block, $($rest:tt)*) => {
+        $crate::__select_parse!(@cases [$($c)* (recv ($crate::chan::after($t)) (_) $body)] @default [@timeout] $($rest)*)
+    };
+    (@cases [$($c:tt)*] @default [] default($t:expr) => $body:block $($rest:tt)*) => {
         $crate::__select_parse!(@cases [$($c)* (recv ($crate::chan::after($t)) (_) $body)] @default [@timeout] $($rest)*)
     };
     (@cases [$($c:tt)*] @default [] default($t:expr) => $body:expr, $($rest:tt)*) => {
@@ -391,7 +412,10 @@ macro_rules! __select_parse {
         $crate::__select_parse!(@cases [$($c)* (recv ($crate::chan::after($t)) (_) { $body })] @default [@timeout])
     };
     // default
-    (@cases $c:tt @default [] default => $body:block $(,)? $($rest:tt)*) => {
+    (@cases $c:tt @default [] default => $body:block, $($rest:tt)*) => {
+        $crate::__select_parse!(@cases $c @default [$body] $($rest)*)
+    };
+    (@cases $c:tt @default [] default => $body:block $($rest:tt)*) => {
         $crate::__select_parse!(@cases $c @default [$body] $($rest)*)
     };
     (@cases $c:tt @default [] default => $body:expr, $($rest:tt)*) => {

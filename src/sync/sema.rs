@@ -91,8 +91,8 @@ pub(crate) fn semacquire(sema: &AtomicU32, lifo: bool, reason: WaitReason) {
     loop {
         r.lock.lock();
         r.nwait.fetch_add(1, Ordering::SeqCst); // seq_cst; pairs with semrelease's check after its add
-        // Dekker's pattern with semrelease (count add, then nwait read): the fence makes
-        // the StoreLoad order explicit (the loom model checks exactly this sequence).
+                                                // Dekker's pattern with semrelease (count add, then nwait read): the fence makes
+                                                // the StoreLoad order explicit (the loom model checks exactly this sequence).
         std::sync::atomic::fence(Ordering::SeqCst);
         if cansemacquire(sema) {
             r.nwait.fetch_sub(1, Ordering::SeqCst);
@@ -142,8 +142,8 @@ pub(crate) fn semrelease(sema: &AtomicU32, handoff: bool) {
     let r = root(addr);
     sema.fetch_add(1, Ordering::SeqCst); // seq_cst; pairs with semacquire's nwait increment
     std::sync::atomic::fence(Ordering::SeqCst); // the other half of the Dekker pattern
-                                         // Easy case: no waiters? This check must happen after the add, to avoid a missed
-                                         // wake-up (see the loop in semacquire).
+                                                // Easy case: no waiters? This check must happen after the add, to avoid a missed
+                                                // wake-up (see the loop in semacquire).
     if r.nwait.load(Ordering::SeqCst) == 0 {
         return;
     }
