@@ -37,6 +37,17 @@ fn scenario(name: &str) {
             rx.recv().unwrap();
             println!("OK");
         }),
+        // GOMAXPROCS 1: main sleeps; its run M leaves the scheduler, and another M must
+        // wait for the timer (a hang here means no M serviced it).
+        "sleep_one_proc" => {
+            gort::Config::new().maxprocs(1).init().unwrap();
+            gort::run(|| {
+                gort::time::sleep(Duration::from_millis(10));
+                let h = gort::go(|| gort::time::sleep(Duration::from_millis(5)));
+                h.join().unwrap();
+                println!("OK");
+            })
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -63,6 +74,12 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "sleeping",
+        want_code: 0,
+        want_stderr_start: "",
+        want_stdout: "OK\n",
+    },
+    Case {
+        name: "sleep_one_proc",
         want_code: 0,
         want_stderr_start: "",
         want_stdout: "OK\n",

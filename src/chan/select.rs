@@ -234,15 +234,23 @@ fn lock_all(cases: &[&mut dyn Case], order: &[usize]) {
     }
 }
 
+/// Unlocks every channel once, in reverse lock order. Used as `gopark`'s unlock
+/// function, so the very last thing it does is the final unlock: after that the parked
+/// goroutine may run, and `cases`/`order` live on its stack (Go: `selparkcommit`).
 fn unlock_all(cases: &[&mut dyn Case], order: &[usize]) {
+    let first = cases[order[0]].chan_addr();
     let mut prev = 0;
     for &i in order.iter().rev() {
         let a = cases[i].chan_addr();
+        if a == first {
+            break; // the lowest address is unlocked last, below
+        }
         if a != prev {
             cases[i].unlock();
             prev = a;
         }
     }
+    cases[order[0]].unlock();
 }
 
 /// Runs a select over `cases`. Returns the index of the case that completed, or `None`

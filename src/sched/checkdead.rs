@@ -20,9 +20,10 @@ use std::sync::atomic::Ordering;
 /// held, so no M can leave the idle list meanwhile.
 pub(crate) fn checkdead(l: &Locked) {
     let ms = SCHED.nworkers.load(Ordering::SeqCst) + SCHED.nrun_active.load(Ordering::SeqCst);
-    let idle = SCHED.nmidle.load(Ordering::SeqCst) as i64
-        + SCHED.nrun_waiting.load(Ordering::SeqCst)
-        + i64::from(crate::time::timer_m_exists());
+    // The timer M is not counted as idle: while it exists timers are pending, and while
+    // it fires them they are no longer pending but their goroutines not yet runnable.
+    let idle =
+        SCHED.nmidle.load(Ordering::SeqCst) as i64 + SCHED.nrun_waiting.load(Ordering::SeqCst);
     if ms - idle > 0 || SCHED.nrun_finishing.load(Ordering::SeqCst) > 0 {
         return;
     }

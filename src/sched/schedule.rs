@@ -291,6 +291,11 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
             }
         }
         if m.is_run {
+            // The run M leaves the scheduler. If timers are pending and no M waits for
+            // them, start one (it will become the timer M when it finds nothing to do).
+            if crate::time::timers_pending() && !crate::time::timer_m_exists() {
+                startm(None, false);
+            }
             return None;
         }
         // With timers pending, one idle M sleeps until the earliest and runs it.

@@ -5,11 +5,13 @@
 //! `timersLock`), and publishes the earliest `when` in `timer0` (0 = none) so that
 //! schedulers can skip the lock when nothing is due. Timers are run by the P's own
 //! scheduler (`find_runnable`), by thieves on their last steal pass, and by an idle M
-//! that sleeps until the earliest timer of all Ps (see `sleep_until_timer`), which also
+//! that sleeps until the earliest timer of all Ps (see `idle_timer_wait`), which also
 //! services overdue timers of Ps whose goroutine keeps them busy (Go weakness #38860).
 //!
 //! Stopping or resetting a user `Timer` does not search the heap: it bumps the timer's
-//! sequence number, and a heap entry whose sequence is stale is dropped when it surfaces.
+//! sequence number, and a heap entry whose sequence is stale is dropped when its own
+//! deadline comes (it stays in the heap until then: a known cost, see
+//! docs/design/timers.md).
 
 use crate::chan::Sender;
 use crate::sched::g::G;
@@ -144,14 +146,20 @@ pub(crate) fn fire(e: Entry) {
         Action::Call(f) => f(),
         Action::Send {
             tx, shared, fired, ..
-        } => {
-            if shared.seq.load(Ordering::Acquire) == e.seq {
-                if let Some(f) = fired {
-                    f.store(false, Ordering::Release);
+        } => match fired {
+            // a Timer's arming: whoever swaps its flag first (this fire or a stop/reset)
+            // decides whether the value is sent, so `stop` returning true means no send
+            Some(f) => {
+                if f.swap(false, Ordering::AcqRel) {
+                    let _ = tx.try_send(Instant::now());
                 }
-                let _ = tx.try_send(Instant::now());
             }
-        }
+            None => {
+                if shared.seq.load(Ordering::Acquire) == e.seq {
+                    let _ = tx.try_send(Instant::now());
+                }
+            }
+        },
     }
 }
 

@@ -29,8 +29,8 @@ fn deadline(d: Duration) -> i64 {
     nanotime().saturating_add(d.as_nanos().min(i64::MAX as u128 / 2) as i64)
 }
 
-/// Adds a timer to the current P's heap (any P from a thread without one) and makes
-/// sure some M will run it in time.
+/// Adds a timer to the current P's heap (P0's from a thread without a P) and makes sure
+/// some M will run it in time.
 pub(crate) fn add_timer(e: Entry) {
     let when = e.when;
     let p: &'static P = match getm().and_then(|m| m.p()) {
@@ -102,7 +102,10 @@ pub struct Timer {
     rx: Receiver<std::time::Instant>,
     tx: chan::Sender<std::time::Instant>,
     shared: Arc<TimerShared>,
-    active: Arc<AtomicBool>,
+    /// The current arming's flag: true while armed and not yet fired or stopped. Each
+    /// arming gets a new flag; firing, stopping and resetting swap it, so exactly one
+    /// of them sees it true.
+    armed: std::sync::Mutex<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for Timer {
@@ -120,15 +123,21 @@ impl Timer {
             rx,
             tx,
             shared: Arc::new(TimerShared::default()),
-            active: Arc::new(AtomicBool::new(false)),
+            armed: std::sync::Mutex::new(Arc::new(AtomicBool::new(false))),
         };
         t.arm(d);
         t
     }
 
-    fn arm(&self, d: Duration) {
+    /// Arms a new flag and entry; returns whether the previous arming was still active.
+    fn arm(&self, d: Duration) -> bool {
+        let flag = Arc::new(AtomicBool::new(true));
+        let old = {
+            let mut a = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *a, flag.clone())
+        };
+        let was = old.swap(false, Ordering::AcqRel);
         let seq = self.shared.seq.fetch_add(1, Ordering::AcqRel) + 1;
-        self.active.store(true, Ordering::Release);
         add_timer(Entry {
             when: deadline(d),
             seq,
@@ -136,9 +145,10 @@ impl Timer {
                 tx: self.tx.clone(),
                 period: 0,
                 shared: self.shared.clone(),
-                fired: Some(self.active.clone()),
+                fired: Some(flag),
             },
         });
+        was
     }
 
     /// The channel the time is sent on (Go's `t.C`).
@@ -150,16 +160,15 @@ impl Timer {
     /// had already fired or been stopped (Go's `Timer.Stop`).
     pub fn stop(&self) -> bool {
         self.shared.seq.fetch_add(1, Ordering::AcqRel);
-        self.active.swap(false, Ordering::AcqRel)
+        let a = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+        a.swap(false, Ordering::AcqRel)
     }
 
     /// Re-arms the timer to fire after `d`; returns whether it was still active (Go's
     /// `Timer.Reset`). Resetting a fired timer is allowed and re-arms it; a value it
     /// already sent and nobody received stays in the channel, as in Go before 1.23.
     pub fn reset(&self, d: Duration) -> bool {
-        let was = self.active.swap(false, Ordering::AcqRel);
-        self.arm(d);
-        was
+        self.arm(d)
     }
 }
 
@@ -257,6 +266,9 @@ pub(crate) fn idle_timer_wait(m: &'static M) -> Option<&'static P> {
         return None;
     }
     loop {
+        // No deadline while we recompute: a timer added meanwhile always bumps TIMER_GEN,
+        // which makes the wait below return at once.
+        TIMER_UNTIL.store(0, Ordering::SeqCst);
         let gen = TIMER_GEN.load(Ordering::SeqCst);
         let next = earliest_timer();
         if next == 0 {
@@ -279,12 +291,13 @@ pub(crate) fn idle_timer_wait(m: &'static M) -> Option<&'static P> {
             let p = SCHED.lock().pidleget();
             if let Some(p) = p {
                 crate::sched::idle::acquirep(m, p);
+                // leave the timer-M role before readying anyone, so an M that goes idle
+                // meanwhile can take it over
+                TIMER_M.store(std::ptr::null_mut(), Ordering::SeqCst);
+                run_all_due(now);
+                return Some(p);
             }
             run_all_due(now);
-            if p.is_some() {
-                TIMER_M.store(std::ptr::null_mut(), Ordering::SeqCst);
-                return p;
-            }
             continue;
         }
         TIMER_UNTIL.store(next, Ordering::SeqCst);
