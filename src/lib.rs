@@ -72,7 +72,7 @@ pub use local::LocalKey;
 #[cfg(not(loom))]
 pub use runtime::run;
 #[cfg(not(loom))]
-pub use sched::park::gosched;
+pub use sched::park::{gosched, preempt_point};
 #[cfg(not(loom))]
 pub use sched::schedt::MAX_PROCS;
 #[cfg(not(loom))]

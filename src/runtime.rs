@@ -34,6 +34,7 @@ pub(crate) fn ensure_init() {
         drop(l);
         crate::os::signal::install();
         crate::debug::install_panic_hook();
+        crate::sched::sysmon::start();
         SCHED.started.store(true, Ordering::Release);
     });
 }

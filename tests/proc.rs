@@ -264,3 +264,42 @@ fn local_initialisers_may_use_other_locals() {
     assert_eq!(v, 42);
     assert_eq!(DERIVED.with(|d| *d), 42); // on a plain thread too
 }
+
+/// sysmon asks a goroutine that has held its P for 10 ms to give way; a loop calling
+/// `preempt_point` then lets the other goroutines run, even with GOMAXPROCS 1 (the
+/// cooperative half of Go's TestPreemption).
+#[test]
+fn preempt_point_yields_after_a_time_slice() {
+    if !is_child() {
+        let out = run_child(
+            "preempt_point_yields_after_a_time_slice",
+            &[("GORT_MAXPROCS", "1")],
+        );
+        assert!(
+            out.status.success(),
+            "child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    gort::run(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f2 = flag.clone();
+        let t = Instant::now();
+        let hog = gort::go(move || {
+            // the setter is queued behind us on the only P: it runs only if we yield
+            let f3 = f2.clone();
+            let setter = gort::go(move || f3.store(true, Ordering::Release));
+            while !f2.load(Ordering::Acquire) {
+                gort::preempt_point();
+                assert!(t.elapsed() < Duration::from_secs(10), "never preempted");
+            }
+            setter.join().unwrap();
+        });
+        hog.join().unwrap();
+        assert!(
+            gort::stats().preemptions >= 1,
+            "sysmon asked the hog to yield"
+        );
+    });
+}

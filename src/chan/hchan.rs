@@ -154,6 +154,7 @@ impl<T> Chan<T> {
 
     /// Sends `v`, blocking (parking the goroutine) while the channel is full.
     pub(crate) fn send(&self, v: T, block: bool) -> Result<(), SendFail<T>> {
+        crate::preempt_point();
         self.lock.lock();
         // SAFETY: lock held.
         match unsafe { self.try_send_locked(v) } {
@@ -196,6 +197,7 @@ impl<T> Chan<T> {
 
     /// Receives a value, blocking while the channel is empty and open.
     pub(crate) fn recv(&self, block: bool) -> Result<T, RecvFail> {
+        crate::preempt_point();
         self.lock.lock();
         // SAFETY: lock held.
         match unsafe { self.try_recv_locked() } {

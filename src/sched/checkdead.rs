@@ -33,7 +33,7 @@ pub(crate) fn checkdead(l: &Locked) {
     if (0..SCHED.procs()).any(|i| SCHED.p(i).is_some_and(|p| !p.runq.is_empty())) {
         return;
     }
-    if foreign_threads(ms) {
+    if foreign_threads(ms + SCHED.nsys.load(Ordering::SeqCst)) {
         return;
     }
     let Ok(gs) = SCHED.allgs.try_lock() else {

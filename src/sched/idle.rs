@@ -27,6 +27,8 @@ pub(crate) fn acquirep(m: &'static M, p: &'static P) {
     debug_assert!(m.p().is_none(), "acquirep: already in go");
     p.m.store(m as *const M as *mut M, Ordering::Relaxed);
     m.p.store(p as *const P as *mut P, Ordering::Relaxed);
+    // a P is busy again: sysmon must watch it
+    super::sysmon::wake();
 }
 
 /// Unbinds the current P from `m` and returns it (Go: `releasep`).

@@ -25,3 +25,5 @@ pub(crate) mod runq;
 pub(crate) mod schedt;
 #[cfg(not(loom))]
 pub(crate) mod schedule;
+#[cfg(not(loom))]
+pub(crate) mod sysmon;

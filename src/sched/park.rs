@@ -62,6 +62,33 @@ pub(crate) fn goready(gp: &'static G) {
     }
 }
 
+/// A cheap check for long-running loops: if the scheduler asked the calling goroutine to
+/// give way (it has held its processor for 10 ms, Go's time slice), yields; otherwise
+/// returns at once. Go preempts such loops by itself; a Rust library cannot interrupt
+/// code safely, so place this in loops that may run long (channel operations, spawning
+/// and other gort calls check it too).
+///
+/// ```
+/// gort::run(|| {
+///     let mut x = 0u64;
+///     for i in 0..10_000_000u64 {
+///         x = x.wrapping_add(i);
+///         if i % 4096 == 0 {
+///             gort::preempt_point();
+///         }
+///     }
+///     assert!(x > 0);
+/// });
+/// ```
+#[inline]
+pub fn preempt_point() {
+    if let Some(g) = getg() {
+        if super::sysmon::take_preempt_request(g) {
+            g.switch_to_g0(Switch::Gosched);
+        }
+    }
+}
+
 /// Yields the processor: the goroutine goes to the back of its P's run queue and runs
 /// again after the goroutines queued there (Go: `runtime.Gosched`, which uses the global
 /// queue; gort uses the local one, like Go's internal `goyield`, which avoids a global

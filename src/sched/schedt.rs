@@ -67,6 +67,8 @@ pub(crate) struct Sched {
     pub(crate) mcount: AtomicI64,
     /// Worker Ms (threads the runtime started).
     pub(crate) nworkers: AtomicI64,
+    /// Runtime threads that are not Ms (sysmon). Go: `sched.nmsys`.
+    pub(crate) nsys: AtomicI64,
     /// `run` callers inside `run` now.
     pub(crate) nrun_active: AtomicI64,
     /// `run` callers waiting for their main goroutine (idle, for `checkdead`).
@@ -108,6 +110,7 @@ pub(crate) static SCHED: Sched = Sched {
     mnext: AtomicI64::new(0),
     mcount: AtomicI64::new(0),
     nworkers: AtomicI64::new(0),
+    nsys: AtomicI64::new(0),
     nrun_active: AtomicI64::new(0),
     nrun_waiting: AtomicI64::new(0),
     nrun_finishing: AtomicI64::new(0),

@@ -1,0 +1,157 @@
+//! sysmon: the monitor thread (Go: proc.go `sysmon`), first part.
+//!
+//! A dedicated thread with no P. It sleeps 20 µs between rounds, doubling the sleep after
+//! 50 rounds in which it had nothing to do, up to 10 ms; when every P is idle and no
+//! timer is pending it sleeps until `wake` is called (a P being acquired). Each round it:
+//!
+//! 1. runs timers that are overdue by more than a round while no M waits for timers, so
+//!    a goroutine computing on a P does not hold up that P's timers (Go weakness #38860);
+//! 2. starts an M when runnable goroutines wait in some queue while Ps are idle and no M
+//!    is spinning (work stranded behind a busy goroutine);
+//! 3. asks goroutines that have held their P for 10 ms (`FORCE_PREEMPT_NS`) to give
+//!    way: it sets their preempt flag, which [`preempt_point`](crate::preempt_point) and
+//!    the runtime's entry points check.
+//!
+//! Not yet (the sysmon issue): retaking Ps from blocking calls, hog hand-off, idle-M
+//! reclaim.
+
+use super::schedt::SCHED;
+use crate::time::heap::nanotime;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Go: `forcePreemptNS`.
+pub(crate) const FORCE_PREEMPT_NS: i64 = 10_000_000;
+
+/// Futex word sysmon sleeps on when it has nothing to watch.
+static PARK: AtomicU32 = AtomicU32::new(0);
+/// Whether sysmon is in that deep sleep.
+static SLEEPING: AtomicBool = AtomicBool::new(false);
+
+/// Starts sysmon (once, from `ensure_init`).
+pub(crate) fn start() {
+    let r = std::thread::Builder::new()
+        .name("gort-sysmon".into())
+        .stack_size(256 * 1024)
+        .spawn(run);
+    if let Err(e) = r {
+        crate::debug::fatal_os_thread(SCHED.mcount.load(Ordering::Relaxed), &e);
+    }
+    SCHED.nsys.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Wakes sysmon from its deep sleep (called when a P is acquired).
+pub(crate) fn wake() {
+    if SLEEPING.load(Ordering::SeqCst) {
+        PARK.fetch_add(1, Ordering::SeqCst);
+        crate::os::futex::wake(&PARK, 1);
+    }
+}
+
+/// Per-P observations (Go: `p.sysmontick`).
+#[derive(Clone, Copy, Default)]
+struct Tick {
+    schedtick: u32,
+    schedwhen: i64,
+}
+
+fn run() {
+    crate::os::thread::precise_timers();
+    let mut ticks: Vec<Tick> = Vec::new();
+    let mut idle = 0u32;
+    let mut delay = Duration::from_micros(20);
+    loop {
+        if idle == 0 {
+            delay = Duration::from_micros(20);
+        } else if idle > 50 {
+            delay = (delay * 2).min(Duration::from_millis(10));
+        }
+        let procs = SCHED.procs();
+        let all_idle = SCHED.npidle.load(Ordering::SeqCst) as usize == procs;
+        if all_idle && !crate::time::timers_pending() {
+            // Deep sleep until a P is acquired (Go: sysmonwait).
+            let gen = PARK.load(Ordering::SeqCst);
+            SLEEPING.store(true, Ordering::SeqCst);
+            if SCHED.npidle.load(Ordering::SeqCst) as usize == procs
+                && !crate::time::timers_pending()
+            {
+                crate::os::futex::wait(&PARK, gen, Some(Duration::from_secs(60)));
+            }
+            SLEEPING.store(false, Ordering::SeqCst);
+            idle = 0;
+            continue;
+        }
+        std::thread::sleep(delay);
+        let now = nanotime();
+        let mut did = false;
+        did |= overdue_timers(now, delay);
+        did |= stranded_work();
+        preempt_long_runners(now, procs, &mut ticks);
+        idle = if did { 0 } else { idle + 1 };
+    }
+}
+
+/// 1. Overdue timers nobody is going to run soon.
+fn overdue_timers(now: i64, delay: Duration) -> bool {
+    if crate::time::timer_m_exists() {
+        return false;
+    }
+    let next = crate::time::earliest_timer();
+    if next == 0 || next > now - delay.as_nanos() as i64 {
+        return false;
+    }
+    crate::time::run_all_due(now) > 0
+}
+
+/// 2. Runnable goroutines queued while Ps are idle and nobody is looking for work.
+fn stranded_work() -> bool {
+    if SCHED.npidle.load(Ordering::SeqCst) == 0 || SCHED.nmspinning.load(Ordering::SeqCst) != 0 {
+        return false;
+    }
+    let queued = SCHED.runqsize.load(Ordering::SeqCst) != 0
+        || (0..SCHED.procs()).any(|i| SCHED.p(i).is_some_and(|p| !p.runq.is_empty()));
+    if queued {
+        super::idle::wakep();
+    }
+    queued
+}
+
+/// 3. Goroutines running for 10 ms on the same time slice get their preempt flag set.
+fn preempt_long_runners(now: i64, procs: usize, ticks: &mut Vec<Tick>) {
+    if ticks.len() < procs {
+        ticks.resize(procs, Tick::default());
+    }
+    for (i, t) in ticks.iter_mut().enumerate().take(procs) {
+        let Some(p) = SCHED.p(i) else { continue };
+        if p.status.load(Ordering::Relaxed) != super::p::P_RUNNING {
+            continue;
+        }
+        let st = p.schedtick.load(Ordering::Relaxed);
+        if st != t.schedtick {
+            t.schedtick = st;
+            t.schedwhen = now;
+        } else if now - t.schedwhen >= FORCE_PREEMPT_NS {
+            // Go: preemptone. The M's current goroutine, if any, is asked to yield. Ms
+            // and Gs are never freed, so a racy read names a live G that at worst gets
+            // one extra, harmless request.
+            if let Some(m) = p_m(p) {
+                if let Some(g) = m.curg() {
+                    if !g.preempt.swap(true, Ordering::Relaxed) {
+                        SCHED.counters.preemptions.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            t.schedwhen = now; // ask again after another slice
+        }
+    }
+}
+
+fn p_m(p: &super::p::P) -> Option<&'static super::m::M> {
+    // SAFETY: Ms are leaked and never freed; `p.m` is null or a valid M.
+    unsafe { p.m.load(Ordering::Relaxed).as_ref() }
+}
+
+/// Whether sysmon asked the running goroutine to give way, and if so clears the request.
+pub(crate) fn take_preempt_request(g: &super::g::G) -> bool {
+    g.preempt.load(Ordering::Relaxed) && g.preempt.swap(false, Ordering::Relaxed)
+}
