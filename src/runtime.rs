@@ -120,7 +120,13 @@ where
     let handle: JoinHandle<T> = JoinHandle::from_parts(g, goid);
     if m.p().is_some() {
         let done = || handle.is_finished();
-        crate::sched::schedule::schedule(m, Some(&done));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::sched::schedule::schedule(m, Some(&done))
+        }));
+        if r.is_err() {
+            // the scheduler itself panicked on this thread: runtime state is unknown
+            crate::throw!("panic in the scheduler on a run thread");
+        }
     }
     if !handle.is_finished() {
         // about to wait: this M counts as idle for deadlock detection

@@ -277,15 +277,19 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         order_vec = vec![0; n];
         (&mut poll_vec[..], &mut order_vec[..])
     };
-    for i in 0..n {
-        poll[i] = i;
-        order[i] = i;
+    for (i, p) in poll.iter_mut().enumerate() {
+        *p = i;
     }
     for i in (1..n).rev() {
         let j = (fastrand() % (i as u64 + 1)) as usize;
         poll.swap(i, j);
     }
-    order.sort_unstable_by_key(|&i| cases[i].chan_addr());
+    // Start the lock order from the poll order and sort stably, so that cases on the
+    // same channel are enqueued in random order too (Go: "start with the pollorder to
+    // permute cases on the same channel"); otherwise a later partner always takes the
+    // first such arm.
+    order.copy_from_slice(poll);
+    order.sort_by_key(|&i| cases[i].chan_addr());
     let (poll, order) = (&*poll, &*order);
 
     lock_all(cases, order);

@@ -197,7 +197,14 @@ pub(crate) fn newm(p: &'static P, spinning: bool) {
     m.spinning.store(spinning, Ordering::Relaxed);
     m.nextp.store(p as *const P as *mut P, Ordering::Relaxed); // published by thread spawn
     super::schedt::lock(&SCHED.allm).push(m);
-    if let Err(e) = crate::os::thread::spawn_m(m.id, move || mstart(m)) {
+    let body = move || {
+        // A panic on an M's own stack (g0) is a runtime failure: end the process as Go's
+        // throw does, instead of losing the thread and hanging.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mstart(m))).is_err() {
+            crate::throw!("panic on runtime thread gort-m{}", m.id);
+        }
+    };
+    if let Err(e) = crate::os::thread::spawn_m(m.id, body) {
         let have = SCHED.mcount.load(Ordering::Relaxed) - 1;
         crate::debug::fatal_os_thread(have, &e);
     }

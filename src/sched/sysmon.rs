@@ -33,7 +33,11 @@ pub(crate) fn start() {
     let r = std::thread::Builder::new()
         .name("gort-sysmon".into())
         .stack_size(256 * 1024)
-        .spawn(run);
+        .spawn(|| {
+            if std::panic::catch_unwind(run).is_err() {
+                crate::throw!("panic on the sysmon thread");
+            }
+        });
     if let Err(e) = r {
         crate::debug::fatal_os_thread(SCHED.mcount.load(Ordering::Relaxed), &e);
     }
