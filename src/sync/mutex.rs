@@ -272,7 +272,9 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Locks if free right now.
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.raw.try_lock().then_some(MutexGuard { m: self })
+        // `then`, not `then_some`: a guard built eagerly would unlock on drop even when
+        // the lock was not taken
+        self.raw.try_lock().then(|| MutexGuard { m: self })
     }
 
     /// The data, through a unique reference (no locking needed).
