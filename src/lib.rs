@@ -76,6 +76,8 @@ pub use sched::park::{gosched, preempt_point};
 #[cfg(not(loom))]
 pub use sched::schedt::MAX_PROCS;
 #[cfg(not(loom))]
+pub use sched::syscall::blocking;
+#[cfg(not(loom))]
 pub use stack::{GuardMode, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 #[cfg(not(loom))]
 pub use stats::{stats, SchedStats};

@@ -303,3 +303,63 @@ fn preempt_point_yields_after_a_time_slice() {
         );
     });
 }
+
+/// Go: TestPreemptionAfterSyscall-like, and the sysmon issue's blocking-call check: 4
+/// goroutines block in the OS for 300 ms at GOMAXPROCS 2 while another keeps making
+/// progress; sysmon hands their Ps to other threads.
+#[test]
+fn blocking_calls_hand_off_the_processor() {
+    init(2);
+    gort::run(|| {
+        let before = gort::stats().handoffs;
+        let t = Instant::now();
+        let blockers: Vec<_> = (0..4)
+            .map(|_| gort::go(|| gort::blocking(|| std::thread::sleep(Duration::from_millis(300)))))
+            .collect();
+        let progress = gort::go(move || {
+            let mut n = 0u64;
+            while t.elapsed() < Duration::from_millis(200) {
+                gort::gosched();
+                n += 1;
+            }
+            n
+        });
+        let n = progress.join().unwrap();
+        assert!(n > 1000, "only {n} yields while others blocked");
+        assert!(
+            t.elapsed() < Duration::from_millis(290),
+            "progress waited for the blockers"
+        );
+        for b in blockers {
+            b.join().unwrap();
+        }
+        assert!(
+            gort::stats().handoffs > before,
+            "sysmon retook Ps from blocked Ms"
+        );
+    });
+}
+
+/// A quick blocking call takes its P straight back; values and panics pass through.
+#[test]
+fn blocking_returns_values_and_panics() {
+    init(2);
+    gort::run(|| {
+        assert_eq!(gort::blocking(|| 41 + 1), 42);
+        let h = gort::Builder::new()
+            .isolate_panics(true)
+            .spawn(|| gort::blocking(|| -> u8 { panic!("in the call") }))
+            .unwrap();
+        assert!(h.join().is_err());
+        assert_eq!(
+            gort::blocking(|| gort::goid()),
+            0,
+            "inside, gort sees a plain thread"
+        );
+    });
+    assert_eq!(
+        gort::blocking(|| 7),
+        7,
+        "outside the runtime it just calls f"
+    );
+}

@@ -22,7 +22,6 @@ pub(crate) const G_RUNNABLE: u32 = 1;
 /// Running on an M with a P (Go `_Grunning`).
 pub(crate) const G_RUNNING: u32 = 2;
 /// In a blocking call; has an M, no P (Go `_Gsyscall`).
-#[allow(dead_code)]
 pub(crate) const G_SYSCALL: u32 = 3;
 /// Parked; recorded on some wait queue (Go `_Gwaiting`).
 pub(crate) const G_WAITING: u32 = 4;
@@ -135,6 +134,8 @@ pub(crate) enum Switch {
     Gosched,
     /// `systemstack`: run the function on g0's stack, then resume the G at once.
     Call(*mut (dyn FnMut() + 'static)),
+    /// `exitsyscall` found no P: queue the G globally, and idle this M (Go: `exitsyscall0`).
+    ExitSyscall,
     /// An unrecovered panic: print the report on g0's larger stack and exit(2).
     Fatal(Box<crate::debug::FatalReport>),
 }

@@ -25,6 +25,8 @@ pub(crate) struct M {
     /// `newm`) before `park.wakeup()` (or the thread spawn), which publishes it; taken by
     /// this M after waking.
     pub(crate) nextp: AtomicPtr<P>,
+    /// The P held before entering a blocking call (Go: `m.oldp`). This M only.
+    pub(crate) oldp: AtomicPtr<P>,
     /// Out of work and looking for some (Go: `m.spinning`). Written by this M, or by
     /// `startm` before waking it.
     pub(crate) spinning: AtomicBool,
@@ -55,6 +57,7 @@ impl M {
             curg: AtomicPtr::new(ptr::null_mut()),
             p: AtomicPtr::new(ptr::null_mut()),
             nextp: AtomicPtr::new(ptr::null_mut()),
+            oldp: AtomicPtr::new(ptr::null_mut()),
             spinning: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             park: Note::new(),

@@ -26,4 +26,6 @@ pub(crate) mod schedt;
 #[cfg(not(loom))]
 pub(crate) mod schedule;
 #[cfg(not(loom))]
+pub(crate) mod syscall;
+#[cfg(not(loom))]
 pub(crate) mod sysmon;

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 pub(crate) const P_IDLE: u32 = 0;
 /// Owned by an M; only that M changes it (Go `_Prunning`).
 pub(crate) const P_RUNNING: u32 = 1;
+/// Its M is in a blocking call; sysmon may retake it (Go `_Psyscall`).
+pub(crate) const P_SYSCALL: u32 = 2;
 
 /// A processor.
 pub(crate) struct P {
@@ -29,6 +31,8 @@ pub(crate) struct P {
     /// Incremented when `execute` starts a new time slice (Go: `p.schedtick`). Written by
     /// the owner M; read by others (sysmon, stats).
     pub(crate) schedtick: AtomicU32,
+    /// Incremented by `entersyscall` (Go: `p.syscalltick`). Owner-written; read by sysmon.
+    pub(crate) syscalltick: AtomicU32,
     /// Goroutines created on this P, and goroutines that exited on it; `num_goroutine`
     /// sums the differences. Written by the owner M only (with [`bump`]); read by anyone.
     pub(crate) created: AtomicU64,
@@ -62,6 +66,7 @@ impl P {
             m: AtomicPtr::new(ptr::null_mut()),
             runq: LocalQueue::new(),
             schedtick: AtomicU32::new(0),
+            syscalltick: AtomicU32::new(0),
             created: AtomicU64::new(0),
             exited: AtomicU64::new(0),
             parks: AtomicU64::new(0),

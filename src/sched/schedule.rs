@@ -112,6 +112,13 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) {
         // Back on g0 (Go: dropg).
         m.curg.store(std::ptr::null_mut(), Ordering::Relaxed);
         gp.m.store(std::ptr::null_mut(), Ordering::Relaxed);
+        // The G may have been through a blocking call meanwhile, after which this M holds
+        // a different P (or none: the ExitSyscall case): re-read it.
+        let p = match (&r, m.p()) {
+            (corosensei::CoroutineResult::Yield(Switch::ExitSyscall), _) => p,
+            (_, Some(now)) => now,
+            (_, None) => crate::throw!("execute: goroutine switched back without a P"),
+        };
         match r {
             corosensei::CoroutineResult::Yield(Switch::Park(unlockf)) => {
                 // Go: park_m. The status changes before the unlock function runs, so a
@@ -146,6 +153,11 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) {
                 gp.cas_status(G_RUNNING, G_RUNNABLE);
                 inherit = true;
                 continue;
+            }
+            corosensei::CoroutineResult::Yield(Switch::ExitSyscall) => {
+                // `p` was retaken while the G was in its blocking call: do not touch it.
+                super::syscall::exitsyscall0(m, gp);
+                return;
             }
             corosensei::CoroutineResult::Yield(Switch::Fatal(report)) => {
                 crate::debug::fatal_panic(gp, &report);

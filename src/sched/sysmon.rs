@@ -12,8 +12,9 @@
 //!    way: it sets their preempt flag, which [`preempt_point`](crate::preempt_point) and
 //!    the runtime's entry points check.
 //!
-//! Not yet (the sysmon issue): retaking Ps from blocking calls, hog hand-off, idle-M
-//! reclaim.
+//! 4. retakes Ps whose M sits in a `gort::blocking` call (see `syscall.rs`).
+//!
+//! Not yet (the sysmon issue): hog hand-off, idle-M reclaim.
 
 use super::schedt::SCHED;
 use crate::time::heap::nanotime;
@@ -57,6 +58,8 @@ pub(crate) fn wake() {
 struct Tick {
     schedtick: u32,
     schedwhen: i64,
+    syscalltick: u32,
+    syscallwhen: i64,
 }
 
 fn run() {
@@ -90,7 +93,7 @@ fn run() {
         let mut did = false;
         did |= overdue_timers(now, delay);
         did |= stranded_work();
-        preempt_long_runners(now, procs, &mut ticks);
+        did |= retake_and_preempt(now, procs, &mut ticks);
         idle = if did { 0 } else { idle + 1 };
     }
 }
@@ -120,14 +123,29 @@ fn stranded_work() -> bool {
     queued
 }
 
-/// 3. Goroutines running for 10 ms on the same time slice get their preempt flag set.
-fn preempt_long_runners(now: i64, procs: usize, ticks: &mut Vec<Tick>) {
+/// Step 3, Go's `retake`: Ps whose M has been in a blocking call for a whole tick are
+/// handed to another M; goroutines running for 10 ms on the same time slice get their
+/// preempt flag set. Returns whether a P was retaken.
+fn retake_and_preempt(now: i64, procs: usize, ticks: &mut Vec<Tick>) -> bool {
     if ticks.len() < procs {
         ticks.resize(procs, Tick::default());
     }
+    let mut retaken = false;
     for (i, t) in ticks.iter_mut().enumerate().take(procs) {
         let Some(p) = SCHED.p(i) else { continue };
-        if p.status.load(Ordering::Relaxed) != super::p::P_RUNNING {
+        let status = p.status.load(Ordering::SeqCst);
+        if status == super::p::P_SYSCALL {
+            // a blocking call must be seen for a whole tick before it is retaken
+            let st = p.syscalltick.load(Ordering::Relaxed);
+            if st != t.syscalltick {
+                t.syscalltick = st;
+                t.syscallwhen = now;
+                continue;
+            }
+            retaken |= super::syscall::retake(p, now - t.syscallwhen);
+            continue;
+        }
+        if status != super::p::P_RUNNING {
             continue;
         }
         let st = p.schedtick.load(Ordering::Relaxed);
@@ -148,6 +166,7 @@ fn preempt_long_runners(now: i64, procs: usize, ticks: &mut Vec<Tick>) {
             t.schedwhen = now; // ask again after another slice
         }
     }
+    retaken
 }
 
 fn p_m(p: &super::p::P) -> Option<&'static super::m::M> {

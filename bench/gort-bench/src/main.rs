@@ -6,8 +6,9 @@
 //! waits for all with a leaked `&'static gort::sync::WaitGroup` (the rules' WaitGroup-like
 //! countdown latch, Go semantics).
 //!
-//! gort implements `spawn`, `skynet`, `pingpong`, `yield`, `ring`, `sleep`, `idle_mem` and
-//! `mutex` so far.
+//! gort implements `spawn`, `skynet`, `pingpong`, `yield`, `ring`, `sleep`, `idle_mem`,
+//! `mutex` and `syscall_handoff` so far (`syscall_handoff` wraps the blocking libc sleep in
+//! `gort::blocking`, gort's `entersyscall`/`exitsyscall`; Go wraps its syscalls itself).
 //! Every other workload prints `unsupported workload <name>` on stderr and exits with
 //! status 3, which the runner shows as "—". To add one: write
 //! `fn name(n: usize, workers: usize) -> Report` below and list it in [`workload`].
@@ -20,9 +21,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bench_common::{
-    Args, GOROUTINES, IDLE_SETTLE, Lateness, RING_GOROUTINES, Report, SKYNET_FANOUT, SLEEP,
-    check_failed, check_skynet_n, exit_on_panic, idle_mem_fields, per_goroutine, skynet_expected,
-    unsupported, vm_rss_bytes,
+    Args, BLOCK, BLOCKERS, GOROUTINES, IDLE_SETTLE, Lateness, RING_GOROUTINES, Report,
+    SKYNET_FANOUT, SLEEP, check_failed, check_skynet_n, exit_on_panic, idle_mem_fields, ms,
+    per_goroutine, skynet_expected, unsupported, vm_rss_bytes,
 };
 use gort::chan::{self, Receiver, Sender};
 use gort::sync::WaitGroup;
@@ -57,7 +58,8 @@ fn workload(name: &str) -> Option<Workload> {
         "idle_mem" => Some(idle_mem),
         "sleep" => Some(sleep),
         "mutex" => Some(mutex),
-        // Not yet: syscall_handoff (syscall handoff), echo (netpoller).
+        "syscall_handoff" => Some(syscall_handoff),
+        // Not yet: echo (netpoller).
         _ => None,
     }
 }
@@ -289,4 +291,39 @@ fn mutex(n: usize, workers: usize) -> Report {
         check_failed(format!("mutex: counter {got}, want {n}"));
     }
     Report::new("mutex", n, total, workers)
+}
+
+/// syscall_handoff: 2 goroutines block in the OS for 200 ms (a real blocking sleep inside
+/// `gort::blocking`) while 1000 goroutines each yield n/1000 times.
+fn syscall_handoff(n: usize, workers: usize) -> Report {
+    let per = per_goroutine("syscall_handoff", n, GOROUTINES);
+    let blockers = latch(BLOCKERS);
+    let yielders = latch(GOROUTINES);
+    let left = leak(AtomicUsize::new(GOROUTINES));
+    let yielders_done_ns = leak(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    for _ in 0..BLOCKERS {
+        go(move || {
+            gort::blocking(|| std::thread::sleep(BLOCK));
+            blockers.done();
+        });
+    }
+    for _ in 0..GOROUTINES {
+        go(move || {
+            for _ in 0..per {
+                gort::gosched();
+            }
+            if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                yielders_done_ns.store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
+            yielders.done();
+        });
+    }
+    yielders.wait();
+    blockers.wait();
+    let total = start.elapsed();
+    let yielders_done = std::time::Duration::from_nanos(yielders_done_ns.load(Ordering::Relaxed));
+    Report::new("syscall_handoff", n, total, workers)
+        .field("yielders_done_ms", ms(yielders_done))
+        .field("blocking", "gort_blocking")
 }

@@ -1,0 +1,135 @@
+//! Blocking calls: `gort::blocking` (Go: proc.go `entersyscall`, `exitsyscall`,
+//! `exitsyscallfast`, `exitsyscall0`; sysmon's `retake` is in `sysmon.rs`).
+//!
+//! Entering a blocking call detaches the P from the M without giving it away: the P
+//! goes to `_Psyscall` (still remembered as the M's `oldp`), the G to `_Gsyscall`. If
+//! the call is quick, the M takes its P straight back on exit (a CAS, no lock, no
+//! wake-up). If it lasts, sysmon retakes the P (CAS `_Psyscall -> _Pidle`) and hands it
+//! to another M, so the other goroutines keep running. On exit the M then takes any
+//! idle P, or else queues its goroutine globally and goes idle.
+//!
+//! While `f` runs, the calling goroutine is not "current" for the runtime: gort calls
+//! inside `f` behave as on a plain thread (they block the thread), which is what a
+//! blocking call means.
+
+use super::g::{Switch, G, G_RUNNING, G_SYSCALL};
+use super::idle::acquirep;
+use super::m::{getg, getm, M};
+use super::p::{P, P_RUNNING, P_SYSCALL};
+use super::schedt::SCHED;
+use std::sync::atomic::Ordering;
+
+/// Runs `f`, a call that may block in the OS (file I/O, a blocking socket, a foreign
+/// library), without holding up other goroutines: if it lasts longer than a sysmon tick
+/// (20 µs to 10 ms), the goroutine's processor is handed to another thread meanwhile
+/// (Go's `entersyscall`/`exitsyscall`). Outside a goroutine it just calls `f`.
+///
+/// Inside `f`, gort's own blocking operations block the thread (as on a plain thread).
+///
+/// ```
+/// use std::time::Duration;
+/// gort::run(|| {
+///     let slow = gort::go(|| gort::blocking(|| std::thread::sleep(Duration::from_millis(20))));
+///     // other goroutines keep running meanwhile
+///     let quick = gort::go(|| 1 + 1);
+///     assert_eq!(quick.join().unwrap(), 2);
+///     slow.join().unwrap();
+/// });
+/// ```
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let Some(g) = getg() else {
+        return f();
+    };
+    let m = getm().expect("a goroutine runs on an M");
+    entersyscall(m, g);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    exitsyscall(m, g);
+    match r {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e),
+    }
+}
+
+/// Go: `entersyscall` (reentersyscall).
+fn entersyscall(m: &'static M, g: &'static G) {
+    let Some(p) = m.p() else {
+        crate::throw!("entersyscall: no P");
+    };
+    g.cas_status(G_RUNNING, G_SYSCALL);
+    p.syscalltick.store(
+        p.syscalltick.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+    m.oldp.store(p as *const P as *mut P, Ordering::Relaxed);
+    m.p.store(std::ptr::null_mut(), Ordering::Relaxed);
+    p.m.store(std::ptr::null_mut(), Ordering::Relaxed);
+    // From here sysmon may retake the P.
+    p.status.store(P_SYSCALL, Ordering::SeqCst); // seq_cst; pairs with retake's CAS
+    m.curg.store(std::ptr::null_mut(), Ordering::Relaxed);
+}
+
+/// Go: `exitsyscall`. Returns with the G running on `m` with a P.
+fn exitsyscall(m: &'static M, g: &'static G) {
+    m.curg.store(g as *const G as *mut G, Ordering::Relaxed);
+    let oldp = m.oldp.swap(std::ptr::null_mut(), Ordering::Relaxed);
+    // SAFETY: Ps are leaked; oldp was set by entersyscall on this M.
+    let oldp = unsafe { oldp.as_ref() }.expect("exitsyscall: no oldp");
+    // Fast path: our P was not retaken.
+    if oldp
+        .status
+        .compare_exchange(P_SYSCALL, P_RUNNING, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+    {
+        oldp.m.store(m as *const M as *mut M, Ordering::Relaxed);
+        m.p.store(oldp as *const P as *mut P, Ordering::Relaxed);
+        g.cas_status(G_SYSCALL, G_RUNNING);
+        return;
+    }
+    // It was: take any idle P.
+    let p = SCHED.lock().pidleget();
+    if let Some(p) = p {
+        acquirep(m, p);
+        g.cas_status(G_SYSCALL, G_RUNNING);
+        return;
+    }
+    // None: queue the goroutine and let this M go idle (on g0). We come back on
+    // whatever M runs the goroutine next.
+    g.switch_to_g0(Switch::ExitSyscall);
+}
+
+/// `exitsyscall0`, on g0 of an M without a P: the goroutine goes to the global queue.
+/// Returns after this M got a P again (a worker) or left the scheduler (a `run` M).
+pub(crate) fn exitsyscall0(m: &'static M, gp: &'static G) {
+    gp.cas_status(G_SYSCALL, super::g::G_RUNNABLE);
+    SCHED.lock().globrunqput(gp);
+    super::idle::wakep();
+    if !m.is_run {
+        super::idle::stopm(m);
+    }
+}
+
+/// Go: `retake` for one P in `_Psyscall`, from sysmon: hands it off if its M has been in
+/// the call for a whole sysmon tick and there is work for it (or nobody else to look for
+/// work, or the call passed 10 ms). Returns whether it did.
+pub(crate) fn retake(p: &'static P, syscall_for: i64) -> bool {
+    if p.runq.is_empty()
+        && SCHED.nmspinning.load(Ordering::SeqCst) + SCHED.npidle.load(Ordering::SeqCst) > 0
+        && syscall_for < super::sysmon::FORCE_PREEMPT_NS
+    {
+        return false;
+    }
+    if p.status
+        .compare_exchange(
+            P_SYSCALL,
+            super::p::P_IDLE,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_err()
+    {
+        return false; // its M came back first
+    }
+    SCHED.counters.handoffs.fetch_add(1, Ordering::Relaxed);
+    super::idle::handoff_p(p);
+    true
+}
