@@ -352,7 +352,7 @@ fn blocking_returns_values_and_panics() {
             .unwrap();
         assert!(h.join().is_err());
         assert_eq!(
-            gort::blocking(|| gort::goid()),
+            gort::blocking(gort::goid),
             0,
             "inside, gort sees a plain thread"
         );
