@@ -48,6 +48,10 @@ fn scenario(name: &str) {
                 println!("OK");
             })
         }
+        // Go: `select {}` blocks forever: with nothing else alive, that is a deadlock.
+        "empty_select" => gort::run(|| {
+            gort::select! {}
+        }),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -68,6 +72,12 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "two_goroutines",
+        want_code: 2,
+        want_stderr_start: "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine ",
+        want_stdout: "",
+    },
+    Case {
+        name: "empty_select",
         want_code: 2,
         want_stderr_start: "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine ",
         want_stdout: "",

@@ -195,3 +195,24 @@ fn select_block_arms_with_commas() {
         assert_eq!(got, -1);
     });
 }
+
+/// Huge durations saturate to "practically never": a timer for Duration::MAX is armed
+/// and stoppable, a sleep_until far in the future can be raced by a timeout, and none of
+/// it overflows.
+#[test]
+fn huge_durations_are_defined() {
+    init(2);
+    gort::run(|| {
+        let t = gort::time::Timer::new(Duration::MAX);
+        assert_eq!(
+            t.c().recv_timeout(Duration::from_millis(5)),
+            Err(chan::RecvTimeoutError::Timeout)
+        );
+        assert!(t.stop(), "a Duration::MAX timer is still armed");
+        let rx = chan::after(Duration::from_secs(u64::MAX));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(5)),
+            Err(chan::RecvTimeoutError::Timeout)
+        );
+    });
+}

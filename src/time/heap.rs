@@ -89,6 +89,22 @@ impl Timers {
         self.timer0.store(h[0].when, Ordering::SeqCst); // seq_cst; read by idle Ms computing their sleep
     }
 
+    /// Drops stale entries from the top of the heap (a stopped or re-armed `Timer`'s
+    /// old arming, a ticker or `after` channel nobody can receive from any more), so they
+    /// neither keep an idle M waking for nothing nor count as pending timers.
+    pub(crate) fn clean_top(&self) {
+        let mut h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = false;
+        while h.first().is_some_and(is_stale) {
+            pop(&mut h);
+            changed = true;
+        }
+        if changed {
+            self.timer0
+                .store(h.first().map_or(0, |e| e.when), Ordering::SeqCst);
+        }
+    }
+
     /// Number of entries (stale ones included).
     pub(crate) fn len(&self) -> usize {
         self.heap.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -103,6 +119,10 @@ impl Timers {
         }
         let mut h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(top) = h.first() {
+            if is_stale(top) {
+                pop(&mut h);
+                continue;
+            }
             if top.when > now {
                 break;
             }
@@ -136,6 +156,15 @@ impl Timers {
         }
         self.timer0
             .store(h.first().map_or(0, |e| e.when), Ordering::SeqCst);
+    }
+}
+
+/// Whether an entry can no longer do anything when it fires.
+fn is_stale(e: &Entry) -> bool {
+    match &e.action {
+        Action::Wake(_) | Action::Call(_) => false,
+        Action::Send { fired: Some(f), .. } => !f.load(Ordering::Acquire),
+        Action::Send { tx, .. } => !tx.has_receivers(),
     }
 }
 

@@ -160,8 +160,14 @@ impl Timer {
     /// had already fired or been stopped (Go's `Timer.Stop`).
     pub fn stop(&self) -> bool {
         self.shared.seq.fetch_add(1, Ordering::AcqRel);
-        let a = self.armed.lock().unwrap_or_else(|e| e.into_inner());
-        a.swap(false, Ordering::AcqRel)
+        let was = {
+            let a = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+            a.swap(false, Ordering::AcqRel)
+        };
+        if was {
+            clean_stale_tops();
+        }
+        was
     }
 
     /// Re-arms the timer to fire after `d`; returns whether it was still active (Go's
@@ -307,6 +313,15 @@ pub(crate) fn idle_timer_wait(m: &'static M) -> Option<&'static P> {
                 gen,
                 Some(Duration::from_nanos((next - now) as u64)),
             );
+        }
+    }
+}
+
+/// Drops stale entries from the top of every P's heap (after a `Timer` was stopped).
+fn clean_stale_tops() {
+    for i in 0..SCHED.procs() {
+        if let Some(p) = SCHED.p(i) {
+            p.timers.clean_top();
         }
     }
 }
