@@ -162,3 +162,63 @@ fn sema_handoff_no_lost_wakeup() {
         assert_eq!(count.load(SeqCst), 0, "one release, one acquire");
     });
 }
+
+/// sysmon's retake against `exitsyscall`'s fast path (sched/syscall.rs `retake` and
+/// `exitsyscall`): both CAS the P's status out of `_Psyscall`; exactly one wins. If the
+/// retake wins, the P goes to the idle list (`handoff_p` with no work), and the returning
+/// M may then take it from there (`pidleget` + `acquirep`). The P ends up owned by at most
+/// one M, and never both running and idle.
+#[test]
+fn retake_vs_exitsyscall() {
+    const IDLE: u32 = 0;
+    const RUNNING: u32 = 1;
+    const SYSCALL: u32 = 2;
+    loom::model(|| {
+        let status = Arc::new(AtomicU32::new(SYSCALL));
+        let pidle = Arc::new(Mutex::new(Vec::<u32>::new())); // idle list of P ids
+        let sysmon = {
+            let (status, pidle) = (status.clone(), pidle.clone());
+            loom::thread::spawn(move || {
+                if status
+                    .compare_exchange(SYSCALL, IDLE, AcqRel, Acquire)
+                    .is_ok()
+                {
+                    pidle.lock().unwrap().push(0); // handoff_p -> pidleput
+                    true
+                } else {
+                    false
+                }
+            })
+        };
+        // exitsyscall on the blocked M
+        let got = if status
+            .compare_exchange(SYSCALL, RUNNING, AcqRel, Acquire)
+            .is_ok()
+        {
+            true // fast path: our P back
+        } else {
+            // pidleget + acquirep (IDLE -> RUNNING), or none: queue the G, stop the M
+            let p = pidle.lock().unwrap().pop();
+            if p.is_some() {
+                assert!(status
+                    .compare_exchange(IDLE, RUNNING, AcqRel, Acquire)
+                    .is_ok());
+            }
+            p.is_some()
+        };
+        let retaken = sysmon.join().unwrap();
+        let idle_now = pidle.lock().unwrap().len();
+        match (got, retaken) {
+            (true, false) => assert_eq!(status.load(Acquire), RUNNING),
+            (true, true) => {
+                assert_eq!(status.load(Acquire), RUNNING);
+                assert_eq!(idle_now, 0, "taken back from the idle list");
+            }
+            (false, true) => {
+                assert_eq!(status.load(Acquire), IDLE);
+                assert_eq!(idle_now, 1);
+            }
+            (false, false) => panic!("neither side owns the P"),
+        }
+    });
+}
