@@ -240,8 +240,10 @@ fn siftdown(h: &mut [Entry], mut i: usize) {
 mod tests {
     use super::*;
 
-    fn entry(when: i64) -> Entry {
-        let (tx, _rx) = crate::chan::bounded(1);
+    /// An entry whose channel has a live receiver (kept in `keep`), so it is not stale.
+    fn entry(when: i64, keep: &mut Vec<crate::chan::Receiver<Instant>>) -> Entry {
+        let (tx, rx) = crate::chan::bounded(1);
+        keep.push(rx);
         Entry {
             when,
             seq: 0,
@@ -257,9 +259,10 @@ mod tests {
     #[test]
     fn heap_pops_in_order() {
         let t = Timers::new();
+        let mut keep = Vec::new();
         let whens = [50, 10, 40, 30, 20, 60, 5, 45, 15, 25, 35, 55];
         for w in whens {
-            t.add(entry(w));
+            t.add(entry(w, &mut keep));
         }
         assert_eq!(t.timer0.load(Ordering::SeqCst), 5);
         let mut out = Vec::new();
@@ -271,6 +274,18 @@ mod tests {
         t.take_due(i64::MAX, &mut out);
         assert_eq!(out.len(), 6);
         assert_eq!(t.timer0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn stale_entries_leave_from_the_top() {
+        let t = Timers::new();
+        let mut keep = Vec::new();
+        t.add(entry(10, &mut keep));
+        t.add(entry(20, &mut keep));
+        keep.remove(0); // nobody can receive the first entry's value any more
+        t.clean_top();
+        assert_eq!(t.timer0.load(Ordering::SeqCst), 20);
+        assert_eq!(t.len(), 1);
     }
 
     #[test]
