@@ -179,8 +179,9 @@ pub(crate) struct G {
     pub(crate) join: super::join::Join,
     /// The stack while the G is dead (kept for reuse). Owned like `coro`.
     stack: UnsafeCell<Option<GStack>>,
-    /// Creation site (Go: `gopc`). Written by the creator before publication.
-    gopc: Cell<&'static Location<'static>>,
+    /// Creation site (Go: `gopc`). Written by the creator before publication; read by
+    /// dumps of Gs they do not own, hence atomic.
+    gopc: AtomicPtr<Location<'static>>,
     /// Whether a panic ends only this G (`Builder::isolate_panics`). Creator-written.
     isolate: Cell<bool>,
     /// Whether this is the main goroutine of a `run` call. Creator-written.
@@ -191,8 +192,11 @@ pub(crate) struct G {
     /// Bounds of the current stack, for dumps and fault reports. Written by the owner.
     pub(crate) stack_lo: AtomicU64,
     pub(crate) stack_hi: AtomicU64,
-    /// Name from `Builder::name`. Written by the creator before publication.
-    name: UnsafeCell<Option<Box<str>>>,
+    /// Name from `Builder::name`. Dumps read names of Gs they do not own, so it sits
+    /// behind a lock, taken only when a name is set or cleared (`has_name`).
+    name: std::sync::Mutex<Option<Box<str>>>,
+    /// Whether `name` holds a name. Written by the G's owner.
+    has_name: AtomicBool,
     /// Goroutine-local values (`gort::local!`), indexed by key id. Only the G touches them.
     pub(crate) locals: UnsafeCell<Vec<Option<Box<dyn Any>>>>,
 }
@@ -222,8 +226,9 @@ impl G {
             yielder: Cell::new(ptr::null()),
             sp_hint: AtomicUsize::new(0),
             waitreason: AtomicU8::new(0),
-            gopc: Cell::new(Location::caller()),
-            name: UnsafeCell::new(None),
+            gopc: AtomicPtr::new(Location::caller() as *const Location<'static> as *mut _),
+            name: std::sync::Mutex::new(None),
+            has_name: AtomicBool::new(false),
             isolate: Cell::new(false),
             m: AtomicPtr::new(ptr::null_mut()),
             last_m: AtomicPtr::new(ptr::null_mut()),
@@ -284,14 +289,17 @@ impl G {
 
     /// Creation site.
     pub(crate) fn gopc(&self) -> &'static Location<'static> {
-        self.gopc.get()
+        // SAFETY: only ever set from `&'static Location`s.
+        unsafe { &*self.gopc.load(Ordering::Relaxed) }
     }
 
-    /// Name given at spawn, if any.
-    pub(crate) fn name(&self) -> Option<&str> {
-        // SAFETY: written only by the creator before publication; read-only afterwards
-        // until the G is dead and reused (the reader holds a live G).
-        unsafe { (*self.name.get()).as_deref() }
+    /// Name given at spawn, if any (copied: the G may be reused meanwhile).
+    pub(crate) fn name(&self) -> Option<String> {
+        if !self.has_name.load(Ordering::Acquire) {
+            return None;
+        }
+        // try_lock: a dump from a fatal path must never block
+        self.name.try_lock().ok()?.as_deref().map(str::to_string)
     }
 
     /// Whether panics in this G are isolated.
@@ -315,12 +323,16 @@ impl G {
     ) {
         debug_assert_eq!(self.status(), G_DEAD);
         // SAFETY: the caller owns the G (contract above).
-        unsafe {
-            *self.coro.get() = Some(co);
-            *self.name.get() = name;
+        unsafe { *self.coro.get() = Some(co) };
+        if name.is_some() || self.has_name.load(Ordering::Relaxed) {
+            self.has_name.store(name.is_some(), Ordering::Release);
+            *self.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
         }
         self.goid.store(goid, Ordering::Relaxed); // published by the run queue's release
-        self.gopc.set(gopc);
+        self.gopc.store(
+            gopc as *const Location<'static> as *mut _,
+            Ordering::Relaxed,
+        );
         self.isolate.set(isolate);
         self.is_main.set(main);
         self.last_m.store(std::ptr::null_mut(), Ordering::Relaxed);
@@ -389,8 +401,10 @@ impl G {
             // SAFETY: as above.
             unsafe { self.put_stack(co.into_stack()) };
         }
-        // SAFETY: as above; the name is dropped here, on g0.
-        unsafe { *self.name.get() = None };
+        if self.has_name.swap(false, Ordering::AcqRel) {
+            // the name is dropped here, on g0
+            *self.name.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         self.yielder.set(ptr::null());
     }
 
