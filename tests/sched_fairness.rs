@@ -6,58 +6,11 @@
 
 mod common;
 
-use common::{init, is_child};
+use common::{assert_child_ok, init, is_child, run_child_within};
 use gort::chan::{self, RecvTimeoutError};
-use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Re-runs this test binary for test `name` as a child (as `common::run_child`), but
-/// kills it if it has not finished within `limit`.
-fn run_child_within(name: &str, env: &[(&str, &str)], limit: Duration) -> Output {
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut cmd = Command::new(exe);
-    cmd.args([
-        "--exact",
-        name,
-        "--nocapture",
-        "--test-threads=1",
-        "--include-ignored",
-    ])
-    .env("GORT_TEST_CHILD", "1")
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn child test process");
-    let t = Instant::now();
-    while child.try_wait().expect("wait for child").is_none() {
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("child output");
-            panic!(
-                "child {name} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().expect("child output")
-}
-
-fn assert_child_ok(name: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "child {name} failed ({})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Go: TestPingPongHog, with GOMAXPROCS 1 (child process). Two pairs of goroutines
 /// ping-pong over unbuffered channels for ~100 ms: the "hog" pair does 1e6 units of work

@@ -11,11 +11,10 @@
 
 mod common;
 
-use common::{init, is_child};
+use common::{assert_child_ok, init, is_child, run_child_within};
 use gort::chan::{self, RecvTimeoutError};
 use gort::sync::{Condvar, Mutex, Once, RwLock, Semaphore, WaitGroup};
 use std::collections::VecDeque;
-use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -82,52 +81,6 @@ fn thread_cpu_time() -> Duration {
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Re-runs this test binary for test `name` as a child (as `common::run_child`), but
-/// kills it if it has not finished within `limit`.
-fn run_child_within(name: &str, env: &[(&str, &str)], limit: Duration) -> Output {
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut cmd = Command::new(exe);
-    cmd.args([
-        "--exact",
-        name,
-        "--nocapture",
-        "--test-threads=1",
-        "--include-ignored",
-    ])
-    .env("GORT_TEST_CHILD", "1")
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn child test process");
-    let t = Instant::now();
-    while child.try_wait().expect("wait for child").is_none() {
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("child output");
-            panic!(
-                "child {name} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().expect("child output")
-}
-
-fn assert_child_ok(name: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "child {name} failed ({})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 // ---------------------------------------------------------------------------------

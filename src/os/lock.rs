@@ -63,17 +63,20 @@ impl RawLock {
         let spin = if crate::num_cpu() > 1 { ACTIVE_SPIN } else { 0 };
         #[cfg(loom)]
         let spin = 1; // keep the model small: one round
+                      // Takes the lock if it looks free, putting back `wait`.
+        let try_take = |wait: u32| {
+            self.key.load(Ordering::Relaxed) == UNLOCKED
+                && self
+                    .key
+                    .compare_exchange(UNLOCKED, wait, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+        };
         loop {
             for _ in 0..spin {
                 for _ in 0..ACTIVE_SPIN_CNT {
                     std::hint::spin_loop();
                 }
-                if self.key.load(Ordering::Relaxed) == UNLOCKED
-                    && self
-                        .key
-                        .compare_exchange(UNLOCKED, wait, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                {
+                if try_take(wait) {
                     return;
                 }
             }
@@ -81,12 +84,7 @@ impl RawLock {
             std::thread::yield_now();
             #[cfg(loom)]
             loom::thread::yield_now();
-            if self.key.load(Ordering::Relaxed) == UNLOCKED
-                && self
-                    .key
-                    .compare_exchange(UNLOCKED, wait, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
+            if try_take(wait) {
                 return;
             }
             // Sleep, marking the lock as having sleepers.

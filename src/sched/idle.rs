@@ -55,18 +55,7 @@ pub(crate) fn wakep() {
     // we see the spinner still counted (and it will re-check and find the work) or it
     // sees our work.
     fence(Ordering::SeqCst);
-    if SCHED.npidle.load(Ordering::SeqCst) == 0 {
-        return;
-    }
-    if SCHED.nmspinning.load(Ordering::SeqCst) != 0
-        || SCHED
-            .nmspinning
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-    {
-        return;
-    }
-    startm(None, true);
+    wakep_after_seqcst_put();
 }
 
 /// `wakep` for a caller whose work was published by a SeqCst read-modify-write (the
