@@ -37,11 +37,24 @@ impl Traceback {
 }
 
 /// `GORT_DEBUG` settings (Go's `GODEBUG`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct DebugVars {
     /// `migrate=1`: every resumed goroutine is moved to a different M (to shake out
     /// thread-affinity bugs).
     pub(crate) migrate: bool,
+    /// `mreclaim=MS`: an idle M (thread) that has slept this long exits, as long as
+    /// more than [`KEEP_IDLE_MS`](crate::sched::idle::KEEP_IDLE_MS) idle ones remain;
+    /// 0 keeps every thread (Go's behaviour). Default 10000 (10 s).
+    pub(crate) mreclaim_ms: u64,
+}
+
+impl Default for DebugVars {
+    fn default() -> Self {
+        DebugVars {
+            migrate: false,
+            mreclaim_ms: 10_000,
+        }
+    }
 }
 
 impl DebugVars {
@@ -51,12 +64,20 @@ impl DebugVars {
         let mut d = DebugVars::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (k, v) = item.split_once('=').unwrap_or((item, ""));
-            if k == "migrate" {
-                d.migrate = match v {
-                    "0" => false,
-                    "1" => true,
-                    _ => return Err(format!("value {v:?} for {k:?} is not 0 or 1")),
+            match k {
+                "migrate" => {
+                    d.migrate = match v {
+                        "0" => false,
+                        "1" => true,
+                        _ => return Err(format!("value {v:?} for {k:?} is not 0 or 1")),
+                    }
                 }
+                "mreclaim" => {
+                    d.mreclaim_ms = v.parse().map_err(|_| {
+                        format!("value {v:?} for {k:?} is not a number of milliseconds")
+                    })?
+                }
+                _ => {}
             }
         }
         Ok(d)

@@ -45,6 +45,8 @@ pub struct SchedStats {
     pub stack_releases: u64,
     /// Entries in the timer heaps (stopped timers included until they surface).
     pub timers: usize,
+    /// Idle threads that exited after `GORT_DEBUG=mreclaim` (default 10 s) of idleness.
+    pub reclaimed_threads: u64,
 }
 
 /// A snapshot of the scheduler.
@@ -83,5 +85,6 @@ pub fn stats() -> SchedStats {
         stacks_carved: stack::STACKS_CARVED.load(Ordering::Relaxed),
         stack_releases: c.stack_releases.load(Ordering::Relaxed),
         timers: crate::time::timer_count(),
+        reclaimed_threads: c.reclaimed.load(Ordering::Relaxed),
     }
 }

@@ -363,3 +363,49 @@ fn blocking_returns_values_and_panics() {
         "outside the runtime it just calls f"
     );
 }
+
+/// The sysmon issue's blocking-call check: 4 goroutines block in the OS for 1 s at
+/// GOMAXPROCS 2 while another keeps making progress; afterwards the extra threads the
+/// hand-offs created exit once idle for the reclaim period (here `mreclaim=200` ms).
+#[test]
+fn idle_threads_are_reclaimed_after_blocking_burst() {
+    if !is_child() {
+        let out = common::run_child(
+            "idle_threads_are_reclaimed_after_blocking_burst",
+            &[("GORT_MAXPROCS", "2"), ("GORT_DEBUG", "mreclaim=200")],
+        );
+        common::assert_child_ok("idle_threads_are_reclaimed_after_blocking_burst", &out);
+        return;
+    }
+    gort::run(|| {
+        let t = Instant::now();
+        let blockers: Vec<_> = (0..4)
+            .map(|_| gort::go(|| gort::blocking(|| std::thread::sleep(Duration::from_secs(1)))))
+            .collect();
+        let progress = gort::go(move || {
+            let mut n = 0u64;
+            while t.elapsed() < Duration::from_millis(800) {
+                gort::gosched();
+                n += 1;
+            }
+            n
+        });
+        assert!(
+            progress.join().unwrap() > 1000,
+            "progress stalled behind blockers"
+        );
+        for b in blockers {
+            b.join().unwrap();
+        }
+        let peak = gort::stats().threads;
+        assert!(peak >= 4, "hand-offs needed extra threads (have {peak})");
+        gort::time::sleep(Duration::from_millis(800));
+        let s = gort::stats();
+        assert!(s.reclaimed_threads > 0, "no idle thread was reclaimed");
+        assert!(
+            s.threads < peak,
+            "threads {} did not fall from {peak}",
+            s.threads
+        );
+    });
+}

@@ -67,6 +67,22 @@ impl Note {
             super::futex::wait(&self.key, 0, None);
         }
     }
+
+    /// Sleeps until the note is fired or `timeout` passed; returns whether it fired.
+    #[cfg(not(loom))]
+    pub(crate) fn sleep_timeout(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.key.load(Ordering::Acquire) != 0 {
+                return true; // acquire; pairs with the release in `wakeup`
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            super::futex::wait(&self.key, 0, Some(deadline - now));
+        }
+    }
 }
 
 #[cfg(all(test, loom))]

@@ -114,8 +114,21 @@ pub(crate) fn startm(p: Option<&'static P>, spinning: bool) {
     }
 }
 
+/// Idle Ms kept however long they sleep (the reclaim never goes below this many).
+pub(crate) const KEEP_IDLE_MS: u32 = 2;
+
 /// Parks `m` on the idle list until `startm` hands it a P (Go: `stopm` + `mPark`).
 pub(crate) fn stopm(m: &'static M) {
+    if !stopm_or_reclaim(m, false) {
+        crate::throw!("stopm: reclaimed");
+    }
+}
+
+/// `stopm` for an M with nothing to do. With `reclaim`, an M that stays idle longer
+/// than `GORT_DEBUG=mreclaim` (while more than [`KEEP_IDLE_MS`] are idle) leaves the idle
+/// list and returns `false`: its thread should exit. Go never frees idle Ms
+/// (golang/go#14592), so a burst of blocking calls would leave its threads forever.
+pub(crate) fn stopm_or_reclaim(m: &'static M, reclaim: bool) -> bool {
     debug_assert!(m.p().is_none(), "stopm: holding p");
     debug_assert!(!m.is_spinning(), "stopm: spinning");
     // Give back stack pages of a burst's dead goroutines before sleeping.
@@ -125,7 +138,29 @@ pub(crate) fn stopm(m: &'static M) {
     super::checkdead::checkdead(&l);
     drop(l);
     m.blocked.store(true, Ordering::Relaxed);
-    m.park.sleep();
+    let after_ms = settings().debug.mreclaim_ms;
+    if reclaim && after_ms > 0 {
+        let after = std::time::Duration::from_millis(after_ms);
+        while !m.park.sleep_timeout(after) {
+            // Timed out. Still on the idle list (nobody chose us), and enough idle Ms?
+            let mut l = SCHED.lock();
+            if SCHED.nmidle.load(Ordering::Relaxed) > KEEP_IDLE_MS {
+                if let Some(i) = l.midle.iter().position(|x| std::ptr::eq(*x, m)) {
+                    l.midle.swap_remove(i);
+                    SCHED.nmidle.fetch_sub(1, Ordering::Relaxed);
+                    SCHED.nworkers.fetch_sub(1, Ordering::SeqCst);
+                    SCHED.mcount.fetch_sub(1, Ordering::Relaxed);
+                    SCHED.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
+                    drop(l);
+                    m.blocked.store(false, Ordering::Relaxed);
+                    return false;
+                }
+            }
+            // someone is handing us a P (its wake-up is on the way), or we are needed
+        }
+    } else {
+        m.park.sleep();
+    }
     m.blocked.store(false, Ordering::Relaxed);
     m.park.clear();
     let p = m.nextp.swap(ptr::null_mut(), Ordering::Relaxed);
@@ -134,6 +169,7 @@ pub(crate) fn stopm(m: &'static M) {
         Some(p) => acquirep(m, p),
         None => crate::throw!("stopm: woken without a P"),
     }
+    true
 }
 
 /// Hands off `p` from an M that stops running Gs (Go: `handoffp`): start an M for it if
@@ -229,5 +265,6 @@ fn mstart(m: &'static M) {
         None => crate::throw!("mstart: no P"),
     }
     super::schedule::schedule(m, None);
-    crate::throw!("mstart: schedule returned");
+    // reclaimed while idle (mexit): the thread ends; the M stays listed in allm, dead
+    m.dead.store(true, Ordering::Relaxed);
 }

@@ -32,6 +32,8 @@ pub(crate) struct M {
     pub(crate) spinning: AtomicBool,
     /// Sleeping on `park` (Go: `m.blocked`). For dumps.
     pub(crate) blocked: AtomicBool,
+    /// The thread exited (reclaimed while idle). For dumps.
+    pub(crate) dead: AtomicBool,
     /// The note an idle M sleeps on (Go: `m.park`). Cleared only by this M.
     pub(crate) park: Note,
     /// Kernel thread id, for dumps. Written once by the M's thread.
@@ -60,6 +62,7 @@ impl M {
             oldp: AtomicPtr::new(ptr::null_mut()),
             spinning: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
             park: Note::new(),
             tid: AtomicI64::new(0),
             is_run,

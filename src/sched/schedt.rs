@@ -34,6 +34,7 @@ pub(crate) struct GFree {
 /// Scheduler-wide counters for `gort::stats()`.
 #[derive(Default)]
 pub(crate) struct Counters {
+    pub(crate) reclaimed: AtomicU64,
     pub(crate) handoffs: AtomicU64,
     pub(crate) preemptions: AtomicU64,
     pub(crate) stack_releases: AtomicU64,
@@ -124,6 +125,7 @@ pub(crate) static SCHED: Sched = Sched {
     allm: Mutex::new(Vec::new()),
     started: AtomicBool::new(false),
     counters: Counters {
+        reclaimed: AtomicU64::new(0),
         handoffs: AtomicU64::new(0),
         preemptions: AtomicU64::new(0),
         stack_releases: AtomicU64::new(0),

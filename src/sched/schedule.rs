@@ -315,7 +315,9 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
             acquire_if_needed(m, p);
             continue 'top;
         }
-        stopm(m);
+        if !super::idle::stopm_or_reclaim(m, true) {
+            return None; // reclaimed: the thread exits (schedule returns to mstart)
+        }
     }
 }
 
