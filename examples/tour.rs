@@ -1,5 +1,6 @@
-//! A tour of gort: a million goroutines alive at once, a work-stealing fan-out, and
-//! yielding goroutines, each with what it cost.
+//! A tour of gort: a million goroutines alive at once, a work-stealing fan-out,
+//! yielding goroutines, a channel pipeline with `select!`, and 100,000 sleepers, each
+//! with what it cost.
 //!
 //! Run it with `cargo run --release --example tour`.
 
@@ -118,6 +119,69 @@ fn yields(goroutines: u64, each: u64) {
     );
 }
 
+fn pipeline(items: u64) {
+    use gort::chan;
+    // generator -> 4 squarers -> summer, over unbuffered channels, with a deadline
+    let t = Instant::now();
+    let (src_tx, src_rx) = chan::bounded::<u64>(0);
+    let (sq_tx, sq_rx) = chan::bounded::<u64>(0);
+    gort::go(move || {
+        for i in 0..items {
+            src_tx.send(i).unwrap();
+        }
+    });
+    for _ in 0..4 {
+        let (rx, tx) = (src_rx.clone(), sq_tx.clone());
+        gort::go(move || {
+            for v in rx.iter() {
+                tx.send(v * v).unwrap();
+            }
+        });
+    }
+    drop((src_rx, sq_tx));
+    let deadline = chan::after(std::time::Duration::from_secs(30));
+    let mut sum = 0u64;
+    let mut n = 0u64;
+    loop {
+        gort::select! {
+            recv(sq_rx) -> v => match v {
+                Ok(v) => { sum += v; n += 1; }
+                Err(_) => break,
+            },
+            recv(deadline) -> _ => { println!("   (deadline hit)"); break; }
+        }
+    }
+    let el = t.elapsed();
+    println!(
+        "4. channel pipeline (generator -> 4 workers -> select with a deadline): {n} items, \
+         sum of squares {sum}, {:.0} ms ({:.0} ns per item)",
+        el.as_secs_f64() * 1e3,
+        el.as_nanos() as f64 / n.max(1) as f64
+    );
+}
+
+fn sleepers(n: usize) {
+    let t = Instant::now();
+    let wg: &'static WaitGroup = Box::leak(Box::new(WaitGroup::new()));
+    let worst: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+    wg.add(n as isize);
+    for _ in 0..n {
+        gort::go(move || {
+            let d = std::time::Duration::from_millis(10);
+            let t0 = Instant::now();
+            gort::time::sleep(d);
+            worst.fetch_max((t0.elapsed() - d).as_micros() as u64, Ordering::Relaxed);
+            wg.done();
+        });
+    }
+    wg.wait();
+    println!(
+        "5. {n} goroutines each sleeping 10 ms: all done in {:.0} ms, worst lateness {} us",
+        t.elapsed().as_secs_f64() * 1e3,
+        worst.load(Ordering::Relaxed)
+    );
+}
+
 #[gort::main]
 fn main() {
     println!(
@@ -129,6 +193,8 @@ fn main() {
     million_parked(1_000_000);
     fan_out(20_000);
     yields(1000, 1000);
+    pipeline(200_000);
+    sleepers(100_000);
     let s = gort::stats();
     println!(
         "runtime: {} threads, {} goroutines created, {} stacks carved (guard pages by {:?}), \

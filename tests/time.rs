@@ -216,3 +216,29 @@ fn huge_durations_are_defined() {
         );
     });
 }
+
+/// `break` and `continue` inside select! arms refer to the caller's loop (crossbeam
+/// allows it; the macro must not wrap arms in a labeled block).
+#[test]
+fn select_arms_can_break_and_continue() {
+    init(2);
+    gort::run(|| {
+        let (tx, rx) = chan::bounded::<u32>(4);
+        for i in 0..4 {
+            tx.send(i).unwrap();
+        }
+        drop(tx);
+        let mut seen = Vec::new();
+        loop {
+            gort::select! {
+                recv(rx) -> v => match v {
+                    Ok(1) => continue,
+                    Ok(v) => seen.push(v),
+                    Err(_) => break,
+                },
+                default(Duration::from_secs(5)) => panic!("timed out"),
+            }
+        }
+        assert_eq!(seen, vec![0, 2, 3]);
+    });
+}

@@ -477,19 +477,26 @@ macro_rules! __select_gen {
                 [$(&mut $case),*];
             $crate::chan::select::select_impl(&mut __cases, $crate::__select_default!(@block [$($d)*]))
         };
-        let mut __k = 0usize;
-        #[allow(unreachable_code, unused_assignments, clippy::diverging_sub_expression)]
-        'select: {
-            $(
-                if __sel == Some(__k) {
-                    let $p = $case.into_result();
-                    break 'select ($body);
-                }
-                __k += 1;
-            )*
-            $crate::__select_default!(@body [$($d)*])
-        }
+        $crate::__select_dispatch!(__sel, 0usize, [$(($case ($p) $body))*], [$($d)*])
     }};
+}
+
+/// Runs the chosen arm: an `if`/`else` chain (no labeled block, so `break` and
+/// `continue` in an arm refer to the caller's loop). Implementation detail.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_dispatch {
+    ($sel:ident, $k:expr, [($case:ident ($p:pat) $body:block) $($rest:tt)*], $d:tt) => {
+        if $sel == Some($k) {
+            let $p = $case.into_result();
+            $body
+        } else {
+            $crate::__select_dispatch!($sel, $k + 1, [$($rest)*], $d)
+        }
+    };
+    ($sel:ident, $k:expr, [], [$($d:tt)*]) => {
+        $crate::__select_default!(@body [$($d)*])
+    };
 }
 
 /// The `default` arm of a `select!`. Implementation detail.
