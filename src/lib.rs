@@ -74,6 +74,8 @@ pub use runtime::run;
 #[cfg(not(loom))]
 pub use sched::park::{gosched, preempt_point};
 #[cfg(not(loom))]
+pub use sched::procresize::gomaxprocs;
+#[cfg(not(loom))]
 pub use sched::schedt::MAX_PROCS;
 #[cfg(not(loom))]
 pub use sched::syscall::blocking;

@@ -26,11 +26,12 @@ pub(crate) fn ensure_init() {
             let p: &'static P = Box::leak(Box::new(P::new(i as u32)));
             SCHED.allp[i].store(p as *const P as *mut P, Ordering::Release);
         }
+        // GOMAXPROCS first: pidleput retires Ps at or above it.
+        SCHED.gomaxprocs.store(s.maxprocs as u32, Ordering::Release);
         // Idle list in reverse so that P0 is handed out first.
         for i in (0..s.maxprocs).rev() {
             l.pidleput(SCHED.p(i).expect("just created"));
         }
-        SCHED.gomaxprocs.store(s.maxprocs as u32, Ordering::Release);
         drop(l);
         crate::os::signal::install();
         crate::debug::install_panic_hook();

@@ -409,3 +409,103 @@ fn idle_threads_are_reclaimed_after_blocking_burst() {
         );
     });
 }
+
+/// Go: TestStopTheWorldDeadlock, adapted: GOMAXPROCS changes back and forth under load
+/// (a self-respawning goroutine chain, yielders and channel traffic) must neither hang
+/// nor lose a goroutine. Runs with GOMAXPROCS 3 in a child process.
+#[test]
+fn test_stop_the_world_deadlock() {
+    if !is_child() {
+        let out = common::run_child_within(
+            "test_stop_the_world_deadlock",
+            &[("GORT_MAXPROCS", "3")],
+            Duration::from_secs(60),
+        );
+        common::assert_child_ok("test_stop_the_world_deadlock", &out);
+        return;
+    }
+    gort::run(|| {
+        assert_eq!(gort::gomaxprocs(0), 3);
+        let stop = Arc::new(AtomicBool::new(false));
+        // a chain of goroutines each spawning the next
+        fn chain(stop: Arc<AtomicBool>, hops: Arc<AtomicU64>) {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            hops.fetch_add(1, Ordering::Relaxed);
+            gort::go(move || chain(stop, hops));
+        }
+        let hops = Arc::new(AtomicU64::new(0));
+        chain(stop.clone(), hops.clone());
+        // yielders and channel traffic
+        let (tx, rx) = gort::chan::bounded::<u64>(8);
+        let producers: Vec<_> = (0..4u64)
+            .map(|k| {
+                let tx = tx.clone();
+                gort::go(move || {
+                    for i in 0..20_000u64 {
+                        tx.send(k * 1_000_000 + i).unwrap();
+                        if i % 7 == 0 {
+                            gort::gosched();
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let consumer = gort::go(move || rx.iter().count());
+        // resize while all that runs (Go's test calls GOMAXPROCS 1000 times with the
+        // same value; here it really changes, 1..=4, which at 1 P waits for the chain's
+        // 10 ms slices, so fewer rounds keep the test to seconds)
+        for i in 0..300usize {
+            gort::gomaxprocs(1 + i % 4);
+            if i % 10 == 0 {
+                gort::gosched();
+            }
+        }
+        gort::gomaxprocs(3);
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert_eq!(consumer.join().unwrap(), 80_000, "lost a value");
+        stop.store(true, Ordering::Release);
+        assert!(
+            hops.load(Ordering::Relaxed) > 100,
+            "the chain made progress"
+        );
+        assert_eq!(gort::stats().procs, 3);
+    });
+}
+
+/// gomaxprocs: 0 reads, a change returns the old value, a huge value is clamped, and
+/// goroutines keep running across shrinking to 1 and growing back.
+#[test]
+fn gomaxprocs_reads_sets_and_clamps() {
+    if !is_child() {
+        let out = common::run_child(
+            "gomaxprocs_reads_sets_and_clamps",
+            &[("GORT_MAXPROCS", "2")],
+        );
+        common::assert_child_ok("gomaxprocs_reads_sets_and_clamps", &out);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("above the maximum"));
+        return;
+    }
+    gort::run(|| {
+        assert_eq!(gort::gomaxprocs(0), 2);
+        assert_eq!(gort::gomaxprocs(1), 2);
+        assert_eq!(gort::stats().procs, 1);
+        let hs: Vec<_> = (0..1000u64).map(|i| gort::go(move || i)).collect();
+        assert_eq!(
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>(),
+            499_500
+        );
+        assert_eq!(gort::gomaxprocs(usize::MAX), 1);
+        assert_eq!(gort::gomaxprocs(0), gort::MAX_PROCS);
+        assert_eq!(gort::gomaxprocs(2), gort::MAX_PROCS);
+        let hs: Vec<_> = (0..1000u64).map(|i| gort::go(move || i)).collect();
+        assert_eq!(
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>(),
+            499_500
+        );
+    });
+}

@@ -132,6 +132,9 @@ pub(crate) enum Switch {
     Park(Option<*mut (dyn FnMut() -> bool + 'static)>),
     /// `Gosched`: back to the global run queue (Go: `gosched_m`).
     Gosched,
+    /// Yield on sysmon's request (Go: `gopreempt_m`): the time slice ends and is not
+    /// passed on through `runnext`.
+    Preempt,
     /// `systemstack`: run the function on g0's stack, then resume the G at once.
     Call(*mut (dyn FnMut() + 'static)),
     /// `exitsyscall` found no P: queue the G globally, and idle this M (Go: `exitsyscall0`).

@@ -20,6 +20,8 @@ pub(crate) mod p;
 pub(crate) mod park;
 #[cfg(not(loom))]
 pub(crate) mod proc;
+#[cfg(not(loom))]
+pub(crate) mod procresize;
 pub(crate) mod runq;
 #[cfg(not(loom))]
 pub(crate) mod schedt;

@@ -17,6 +17,8 @@ pub(crate) const P_IDLE: u32 = 0;
 pub(crate) const P_RUNNING: u32 = 1;
 /// Its M is in a blocking call; sysmon may retake it (Go `_Psyscall`).
 pub(crate) const P_SYSCALL: u32 = 2;
+/// Beyond GOMAXPROCS; kept for reuse (Go `_Pdead`).
+pub(crate) const P_DEAD: u32 = 4;
 
 /// A processor.
 pub(crate) struct P {
@@ -44,6 +46,9 @@ pub(crate) struct P {
     pub(crate) timers: crate::time::heap::Timers,
     /// Dead Gs with stacks, for reuse (Go: `p.gFree`). Owner M only.
     gfree: UnsafeCell<Vec<&'static G>>,
+    /// Set when a time slice was preempted: the next scheduling round looks at the global
+    /// queue first (where the preempted goroutine went). Owner M only.
+    pub(crate) global_first: Cell<bool>,
     /// Goroutine-id cache (Go: `p.goidcache`, `p.goidcacheend`). Owner M only.
     goidcache: Cell<u64>,
     goidcacheend: Cell<u64>,
@@ -73,6 +78,7 @@ impl P {
             steals: AtomicU64::new(0),
             timers: crate::time::heap::Timers::new(),
             gfree: UnsafeCell::new(Vec::new()),
+            global_first: Cell::new(false),
             goidcache: Cell::new(0),
             goidcacheend: Cell::new(0),
         }

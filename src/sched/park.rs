@@ -84,7 +84,7 @@ pub(crate) fn goready(gp: &'static G) {
 pub fn preempt_point() {
     if let Some(g) = getg() {
         if super::sysmon::take_preempt_request(g) {
-            g.switch_to_g0(Switch::Gosched);
+            g.switch_to_g0(Switch::Preempt);
         }
     }
 }

@@ -85,6 +85,8 @@ where
             false
         }
     };
+    // spawning is a runtime entry: honour sysmon's request to give way
+    crate::preempt_point();
     if spilled && getg().is_some() {
         // The local queue overflowed: this goroutine is spawning faster than the Ps run
         // what it spawns. Give way to the queue once (the spawner goes to its tail), so

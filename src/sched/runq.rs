@@ -133,6 +133,21 @@ impl<T> LocalQueue<T> {
         true
     }
 
+    /// Takes the `runnext` G, if any (owner only).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn take_runnext(&self) -> Option<*mut T> {
+        let next = self.runnext.load(Relaxed);
+        if !next.is_null()
+            && self
+                .runnext
+                .compare_exchange(next, ptr::null_mut(), AcqRel, Relaxed) // as in get
+                .is_ok()
+        {
+            return Some(next);
+        }
+        None
+    }
+
     /// Takes the next G (owner only). The flag says whether it came from `runnext` and so
     /// inherits the current time slice.
     ///
@@ -275,7 +290,7 @@ impl<T> LocalQueue<T> {
 
     /// Takes everything (owner only; used when a P is destroyed): runnext first, then
     /// the ring in order.
-    #[allow(dead_code)]
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn drain(&self, out: &mut Vec<*mut T>) {
         let next = self.runnext.swap(ptr::null_mut(), AcqRel);
         if !next.is_null() {

@@ -178,6 +178,11 @@ impl Locked {
     pub(crate) fn pidleput(&mut self, p: &'static P) {
         debug_assert!(p.runq.is_empty(), "pidleput: P has non-empty run queue");
         debug_assert_eq!(p.status.load(Ordering::Relaxed), super::p::P_IDLE);
+        if super::procresize::must_retire(p) {
+            // GOMAXPROCS shrank below this P: retire it instead of listing it
+            super::procresize::retire_idle(self, p);
+            return;
+        }
         self.pidle.push(p);
         SCHED.npidle.fetch_add(1, Ordering::SeqCst); // seq_cst; read by wakep (see scheduler.md)
     }
@@ -219,7 +224,6 @@ impl Locked {
     }
 
     /// Puts a G at the head of the global run queue (Go: `globrunqputhead`).
-    #[allow(dead_code)]
     pub(crate) fn globrunqputhead(&mut self, g: &'static G) {
         self.runq.push_front(g);
         SCHED

@@ -146,6 +146,26 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) {
                 let _ = runqput(p, gp, false);
                 return;
             }
+            corosensei::CoroutineResult::Yield(Switch::Preempt) => {
+                // Go: gopreempt_m. The slice ends here: a G waiting in runnext (which
+                // would inherit it, e.g. a goroutine chain spawning its successor) goes
+                // to the tail, then the preempted G behind it (Go uses the global queue;
+                // the local tail keeps it stealable and in order), the next G starts a
+                // new slice, and the next round looks at the global queue first so
+                // goroutines waiting there get a turn.
+                gp.cas_status(G_RUNNING, G_RUNNABLE);
+                if let Some(next) = p.runq.take_runnext() {
+                    // SAFETY: the queue only holds pointers made from `&'static G`.
+                    let _ = runqput(p, unsafe { &*next }, false);
+                }
+                let _ = runqput(p, gp, false);
+                p.schedtick.store(
+                    p.schedtick.load(Ordering::Relaxed).wrapping_add(1),
+                    Ordering::Relaxed,
+                );
+                p.global_first.set(true);
+                return;
+            }
             corosensei::CoroutineResult::Yield(Switch::Call(f)) => {
                 // SAFETY: systemstack's contract: the function lives on the G's stack,
                 // which stays suspended until we resume it below.
@@ -209,13 +229,35 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
             Some(p) => p,
             None => crate::throw!("findrunnable: no P"),
         };
+        // GOMAXPROCS shrank below our P: retire it and find another
+        if super::procresize::must_retire(p) {
+            if m.is_spinning() {
+                m.spinning.store(false, Ordering::Relaxed);
+                SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+            super::procresize::retire_held(m, p);
+            let np = SCHED.lock().pidleget();
+            match np {
+                Some(np) => {
+                    acquirep(m, np);
+                    continue 'top;
+                }
+                None if m.is_run => return None,
+                None => {
+                    if !super::idle::stopm_or_reclaim(m, true) {
+                        return None;
+                    }
+                    continue 'top;
+                }
+            }
+        }
         // run this P's due timers (Go: checkTimers)
         crate::time::check_timers(p);
 
         // Check the global runnable queue once in a while to ensure fairness. Otherwise
         // two goroutines can completely occupy the local runqueue by constantly
         // respawning each other.
-        if p.schedtick.load(Ordering::Relaxed) % 61 == 0 {
+        if p.schedtick.load(Ordering::Relaxed) % 61 == 0 || p.global_first.replace(false) {
             if let Some(g) = globrunqget(p, 1) {
                 return Some((g, false));
             }

@@ -93,7 +93,12 @@ fn run() {
         let mut did = false;
         did |= overdue_timers(now, delay);
         did |= stranded_work();
-        did |= retake_and_preempt(now, procs, &mut ticks);
+        // every P that exists: a P retired by a GOMAXPROCS decrease may still be held by
+        // an M in a blocking call, with goroutines queued behind it
+        let nps = (0..super::schedt::MAX_PROCS)
+            .take_while(|&i| SCHED.p(i).is_some())
+            .count();
+        did |= retake_and_preempt(now, nps.max(procs), &mut ticks);
         idle = if did { 0 } else { idle + 1 };
     }
 }

@@ -63,6 +63,7 @@ impl RawMutex {
 
     #[cold]
     fn lock_slow(&self) {
+        crate::preempt_point();
         let mut wait_start = 0i64;
         let mut starving = false;
         let mut awoke = false;

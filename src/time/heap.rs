@@ -105,6 +105,13 @@ impl Timers {
         }
     }
 
+    /// Takes every entry (when the P is retired).
+    pub(crate) fn take_all(&self) -> Vec<Entry> {
+        let mut h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+        self.timer0.store(0, Ordering::SeqCst);
+        std::mem::take(&mut *h)
+    }
+
     /// Number of entries (stale ones included).
     pub(crate) fn len(&self) -> usize {
         self.heap.lock().unwrap_or_else(|e| e.into_inner()).len()
