@@ -30,7 +30,7 @@ pub(crate) fn checkdead(l: &Locked) {
     if crate::time::timers_pending() || !l.runq.is_empty() {
         return;
     }
-    if (0..SCHED.procs()).any(|i| SCHED.p(i).is_some_and(|p| !p.runq.is_empty())) {
+    if SCHED.local_work() {
         return;
     }
     if foreign_threads(ms + SCHED.nsys.load(Ordering::SeqCst)) {

@@ -203,13 +203,18 @@ pub(crate) fn handoff_p(p: &'static P) {
 /// another M to look for more (Go: `resetspinning`).
 pub(crate) fn resetspinning(m: &'static M) {
     debug_assert!(m.is_spinning());
-    m.spinning.store(false, Ordering::Relaxed);
-    let prev = SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
-    if prev == 0 {
-        crate::throw!("findrunnable: negative nmspinning");
-    }
+    stop_spinning(m);
     // The M was the last spinner: make sure a new one starts if there is more to do.
     wakep();
+}
+
+/// `m` stops spinning: clears its flag and leaves the `nmspinning` count (SeqCst: the
+/// give-up path's re-check pairs with `wakep`'s fence).
+pub(crate) fn stop_spinning(m: &'static M) {
+    m.spinning.store(false, Ordering::Relaxed);
+    if SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst) == 0 {
+        crate::throw!("findrunnable: negative nmspinning");
+    }
 }
 
 /// Creates a new M (thread) to run `p` (Go: `newm` → `newm1` → `newosproc`).

@@ -136,7 +136,7 @@ fn gfget(p: Option<&'static P>, size: usize) -> io::Result<&'static G> {
             if cache.is_empty() {
                 let mut gl = lock(&SCHED.gfree);
                 while cache.len() < GFREE_KEEP {
-                    match gl.hot.pop().or_else(|| gl.cold.pop()) {
+                    match gl.pop() {
                         Some(g) => cache.push(g),
                         None => break,
                     }
@@ -146,7 +146,7 @@ fn gfget(p: Option<&'static P>, size: usize) -> io::Result<&'static G> {
         }
         None => {
             let mut gl = lock(&SCHED.gfree);
-            gl.hot.pop().or_else(|| gl.cold.pop())
+            gl.pop()
         }
     };
     match cached {

@@ -167,9 +167,26 @@ impl Sched {
         n
     }
 
+    /// Whether any P's local queue (runnext included) holds a runnable G.
+    pub(crate) fn local_work(&self) -> bool {
+        (0..self.procs()).any(|i| self.p(i).is_some_and(|p| !p.runq.is_empty()))
+    }
+
+    /// Whether the global queue or any local queue holds a runnable G.
+    pub(crate) fn any_work(&self) -> bool {
+        self.runqsize.load(Ordering::SeqCst) != 0 || self.local_work()
+    }
+
     /// Current GOMAXPROCS.
     pub(crate) fn procs(&self) -> usize {
         self.gomaxprocs.load(Ordering::Relaxed) as usize
+    }
+}
+
+impl GFree {
+    /// A dead G, preferring one whose stack pages are still warm.
+    pub(crate) fn pop(&mut self) -> Option<&'static G> {
+        self.hot.pop().or_else(|| self.cold.pop())
     }
 }
 

@@ -217,10 +217,7 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
             if done() {
                 if m.is_spinning() {
                     // leaving the scheduler: drop out of the spinning count
-                    m.spinning.store(false, Ordering::Relaxed);
-                    if SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst) == 0 {
-                        crate::throw!("findrunnable: negative nmspinning");
-                    }
+                    super::idle::stop_spinning(m);
                 }
                 return None;
             }
@@ -232,8 +229,7 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
         // GOMAXPROCS shrank below our P: retire it and find another
         if super::procresize::must_retire(p) {
             if m.is_spinning() {
-                m.spinning.store(false, Ordering::Relaxed);
-                SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                super::idle::stop_spinning(m);
             }
             super::procresize::retire_held(m, p);
             let np = SCHED.lock().pidleget();
@@ -332,10 +328,7 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'s
         // checked all sources but before we drop nmspinning; as a result nobody will
         // unpark a thread to run the work. (docs/design/scheduler.md, "no lost wake-ups")
         if m.is_spinning() {
-            m.spinning.store(false, Ordering::Relaxed);
-            if SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst) == 0 {
-                crate::throw!("findrunnable: negative nmspinning");
-            }
+            super::idle::stop_spinning(m);
             fence(Ordering::SeqCst); // pairs with the fence in wakep
             if let Some(p) = check_runqs_no_p() {
                 acquirep(m, p);
@@ -373,12 +366,7 @@ fn acquire_if_needed(m: &'static M, p: &'static P) {
 /// After dropping out of spinning: if any P or the global queue has work, take an idle P
 /// to go and get it (Go: `checkRunqsNoP`).
 fn check_runqs_no_p() -> Option<&'static P> {
-    let procs = SCHED.procs();
-    let mut work = SCHED.runqsize.load(Ordering::SeqCst) != 0;
-    if !work {
-        work = (0..procs).any(|i| SCHED.p(i).is_some_and(|p| !p.runq.is_empty()));
-    }
-    if !work {
+    if !SCHED.any_work() {
         return None;
     }
     SCHED.lock().pidleget()

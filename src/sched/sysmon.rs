@@ -120,8 +120,7 @@ fn stranded_work() -> bool {
     if SCHED.npidle.load(Ordering::SeqCst) == 0 || SCHED.nmspinning.load(Ordering::SeqCst) != 0 {
         return false;
     }
-    let queued = SCHED.runqsize.load(Ordering::SeqCst) != 0
-        || (0..SCHED.procs()).any(|i| SCHED.p(i).is_some_and(|p| !p.runq.is_empty()));
+    let queued = SCHED.any_work();
     if queued {
         super::idle::wakep();
     }
