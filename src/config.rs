@@ -46,6 +46,10 @@ pub(crate) struct DebugVars {
     /// more than [`KEEP_IDLE_MS`](crate::sched::idle::KEEP_IDLE_MS) idle ones remain;
     /// 0 keeps every thread (Go's behaviour). Default 10000 (10 s).
     pub(crate) mreclaim_ms: u64,
+    /// `hogreport=1`: sysmon prints each goroutine that kept its processor 10 ms past a
+    /// preempt request without reaching a check (it is then handed off, see
+    /// `docs/design/sysmon.md`), with its creation site, and again when it gives way.
+    pub(crate) hogreport: bool,
 }
 
 impl Default for DebugVars {
@@ -53,6 +57,7 @@ impl Default for DebugVars {
         DebugVars {
             migrate: false,
             mreclaim_ms: 10_000,
+            hogreport: false,
         }
     }
 }
@@ -65,11 +70,16 @@ impl DebugVars {
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (k, v) = item.split_once('=').unwrap_or((item, ""));
             match k {
-                "migrate" => {
-                    d.migrate = match v {
+                "migrate" | "hogreport" => {
+                    let on = match v {
                         "0" => false,
                         "1" => true,
                         _ => return Err(format!("value {v:?} for {k:?} is not 0 or 1")),
+                    };
+                    if k == "migrate" {
+                        d.migrate = on;
+                    } else {
+                        d.hogreport = on;
                     }
                 }
                 "mreclaim" => {
@@ -204,7 +214,7 @@ impl Config {
         self
     }
 
-    /// Debug settings, as `GORT_DEBUG` (comma list of `key=value`; `migrate=1`).
+    /// Debug settings, as `GORT_DEBUG` (comma list of `key=value`: `migrate=1`, `mreclaim=MS`, `hogreport=1`).
     pub fn debug(mut self, s: &str) -> Config {
         self.debug = Some(s.to_string());
         self

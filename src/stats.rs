@@ -18,6 +18,9 @@ pub struct SchedStats {
     pub spinning_threads: usize,
     /// GOMAXPROCS.
     pub procs: usize,
+    /// Extra Ps lent while goroutines hold theirs without reaching a preemption check
+    /// (sysmon's hog hand-off; 0 when nothing hogs). `local_runq` covers these too.
+    pub relief_procs: usize,
     /// Idle Ps.
     pub idle_procs: usize,
     /// Length of the global run queue.
@@ -34,6 +37,9 @@ pub struct SchedStats {
     pub handoffs: u64,
     /// Preemptions.
     pub preemptions: u64,
+    /// Goroutines found holding their P 10 ms past a preempt request without reaching a
+    /// check; each got a relief P (sysmon's hog hand-off).
+    pub hogs: u64,
     /// How stack guard pages are installed (`Mprotect` limits live goroutines to about
     /// `vm.max_map_count / 2`).
     pub stack_guard_mode: stack::GuardMode,
@@ -68,7 +74,8 @@ pub fn stats() -> SchedStats {
         threads: SCHED.mcount.load(Ordering::Relaxed).max(0) as usize,
         idle_threads: SCHED.nmidle.load(Ordering::Relaxed) as usize,
         spinning_threads: SCHED.nmspinning.load(Ordering::Relaxed) as usize,
-        procs,
+        procs: SCHED.user_procs(),
+        relief_procs: procs - SCHED.user_procs().min(procs),
         idle_procs: SCHED.npidle.load(Ordering::Relaxed) as usize,
         global_runq: lock(&SCHED.lock).runq.len(),
         local_runq: (0..procs)
@@ -80,6 +87,7 @@ pub fn stats() -> SchedStats {
         parks: per_p(|p| p.parks.load(Ordering::Relaxed)),
         handoffs: c.handoffs.load(Ordering::Relaxed),
         preemptions: c.preemptions.load(Ordering::Relaxed),
+        hogs: c.hogs.load(Ordering::Relaxed),
         stack_guard_mode: stack::guard_mode(),
         stack_reserved_bytes: stack::RESERVED_BYTES.load(Ordering::Relaxed),
         stacks_carved: stack::STACKS_CARVED.load(Ordering::Relaxed),

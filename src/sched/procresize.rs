@@ -41,7 +41,8 @@ static RESIZE: Mutex<()> = Mutex::new(());
 pub fn gomaxprocs(n: usize) -> usize {
     crate::runtime::ensure_init();
     let _g = lock(&RESIZE);
-    let old = SCHED.procs();
+    let relief = SCHED.relief.load(Ordering::Relaxed) as usize;
+    let old = SCHED.procs() - relief;
     if n == 0 || n == old {
         return old;
     }
@@ -51,6 +52,34 @@ pub fn gomaxprocs(n: usize) -> usize {
     } else {
         n
     };
+    // relief Ps for hogs stay on top of the new count, as far as MAX_PROCS allows
+    let relief = relief.min(MAX_PROCS - n);
+    SCHED.relief.store(relief as u32, Ordering::Relaxed);
+    set_active(n + relief);
+    old
+}
+
+/// Sets the number of relief Ps (one per goroutine that holds its P past the hog
+/// hand-off limit; see `sysmon.rs`), within [`MAX_PROCS`]. Called by sysmon only.
+pub(crate) fn set_relief(k: usize) {
+    let _g = lock(&RESIZE);
+    let relief = SCHED.relief.load(Ordering::Relaxed) as usize;
+    let user = SCHED.procs() - relief;
+    let k = k.min(MAX_PROCS - user);
+    if k == relief {
+        return;
+    }
+    SCHED.relief.store(k as u32, Ordering::Relaxed);
+    set_active(user + k);
+}
+
+/// Makes Ps `0..n` the active ones: revives or creates Ps up to `n`, or retires those at
+/// or above it (idle ones at once, held ones by their M). Called with `RESIZE` held.
+fn set_active(n: usize) {
+    let old = SCHED.procs();
+    if n == old {
+        return;
+    }
     let mut l = SCHED.lock();
     if n > old {
         for i in old..n {
@@ -89,7 +118,6 @@ pub fn gomaxprocs(n: usize) -> usize {
             retire_idle(&mut l, p);
         }
     }
-    old
 }
 
 /// Whether `p` is beyond the current GOMAXPROCS and must be retired.

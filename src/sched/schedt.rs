@@ -37,6 +37,8 @@ pub(crate) struct Counters {
     pub(crate) reclaimed: AtomicU64,
     pub(crate) handoffs: AtomicU64,
     pub(crate) preemptions: AtomicU64,
+    /// Goroutines found hogging their P (a relief P was lent).
+    pub(crate) hogs: AtomicU64,
     pub(crate) stack_releases: AtomicU64,
 }
 
@@ -55,8 +57,12 @@ pub(crate) struct Sched {
     /// Number of spinning Ms (Go: `sched.nmspinning`). Atomic protocol: see
     /// `docs/design/scheduler.md` ("no lost wake-ups").
     pub(crate) nmspinning: AtomicU32,
-    /// Current GOMAXPROCS.
+    /// Active Ps: GOMAXPROCS plus `relief` (Ps `0..gomaxprocs` may run goroutines).
+    /// Written under `RESIZE` (procresize.rs).
     pub(crate) gomaxprocs: AtomicU32,
+    /// Relief Ps lent while goroutines hog their P without a preemption check (sysmon's
+    /// hog hand-off). Written under `RESIZE`.
+    pub(crate) relief: AtomicU32,
     /// Goroutine id generator (Go: `sched.goidgen`).
     pub(crate) goidgen: AtomicU64,
     /// Goroutines created from threads without a P (those created on a P are counted
@@ -106,6 +112,7 @@ pub(crate) static SCHED: Sched = Sched {
     nmidle: AtomicU32::new(0),
     nmspinning: AtomicU32::new(0),
     gomaxprocs: AtomicU32::new(0),
+    relief: AtomicU32::new(0),
     goidgen: AtomicU64::new(0),
     ngoroutines: AtomicI64::new(0),
     mnext: AtomicI64::new(0),
@@ -128,6 +135,7 @@ pub(crate) static SCHED: Sched = Sched {
         reclaimed: AtomicU64::new(0),
         handoffs: AtomicU64::new(0),
         preemptions: AtomicU64::new(0),
+        hogs: AtomicU64::new(0),
         stack_releases: AtomicU64::new(0),
     },
 };
@@ -177,9 +185,16 @@ impl Sched {
         self.runqsize.load(Ordering::SeqCst) != 0 || self.local_work()
     }
 
-    /// Current GOMAXPROCS.
+    /// Active Ps: GOMAXPROCS plus the relief Ps lent for hogs (everything that walks,
+    /// steals from or counts Ps uses this).
     pub(crate) fn procs(&self) -> usize {
         self.gomaxprocs.load(Ordering::Relaxed) as usize
+    }
+
+    /// GOMAXPROCS as the user set it (active Ps minus relief Ps).
+    pub(crate) fn user_procs(&self) -> usize {
+        self.procs()
+            .saturating_sub(self.relief.load(Ordering::Relaxed) as usize)
     }
 }
 

@@ -12,17 +12,30 @@
 //!    way: it sets their preempt flag, which [`preempt_point`](crate::preempt_point) and
 //!    the runtime's entry points check.
 //!
-//! 4. retakes Ps whose M sits in a `gort::blocking` call (see `syscall.rs`).
-//!
-//! Not yet (the sysmon issue): hog hand-off, idle-M reclaim.
+//! 4. retakes Ps whose M sits in a `gort::blocking` call (see `syscall.rs`);
+//! 5. **hog hand-off**: a goroutine that still holds its P 10 ms after the preempt
+//!    request (`HOG_NS` into its slice) is computing without reaching a check. Its P
+//!    cannot be taken from under it (the goroutine may enter the runtime and use the P
+//!    at any instant), so sysmon lends a *relief P* instead: the active P count grows by
+//!    one (`procresize::set_relief`) and an M starts on the new P, stealing the hog P's
+//!    queue, runnext and timers. The hog keeps running on its thread and the OS shares
+//!    the CPUs between it and the others, exactly as for a goroutine in a blocking call.
+//!    When the hog gives way (its P's schedtick moves, or the P leaves `_Prunning`) the
+//!    relief is withdrawn and the highest P retires at its next scheduling round.
+//!    `GORT_DEBUG=hogreport=1` prints both events with the goroutine's creation site.
 
 use super::schedt::SCHED;
+use crate::config::settings;
 use crate::time::heap::nanotime;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 /// Go: `forcePreemptNS`.
 pub(crate) const FORCE_PREEMPT_NS: i64 = 10_000_000;
+/// A slice this long (10 ms past the preempt request) makes its goroutine a hog.
+pub(crate) const HOG_NS: i64 = 2 * FORCE_PREEMPT_NS;
+/// Sysmon's longest sleep while a preempt request or a hog is outstanding.
+const WATCH_DELAY: Duration = Duration::from_millis(1);
 
 /// Futex word sysmon sleeps on when it has nothing to watch.
 static PARK: AtomicU32 = AtomicU32::new(0);
@@ -60,6 +73,10 @@ struct Tick {
     schedwhen: i64,
     syscalltick: u32,
     syscallwhen: i64,
+    /// When `schedtick` was first seen at its current value (start of the slice).
+    slice_start: i64,
+    /// The slice's goroutine was found hogging (a relief P is lent for it); its id.
+    hog: Option<u64>,
 }
 
 fn run() {
@@ -98,8 +115,13 @@ fn run() {
         let nps = (0..super::schedt::MAX_PROCS)
             .take_while(|&i| SCHED.p(i).is_some())
             .count();
-        did |= retake_and_preempt(now, nps.max(procs), &mut ticks);
+        let r = retake_and_preempt(now, nps.max(procs), &mut ticks);
+        did |= r.retaken;
         idle = if did { 0 } else { idle + 1 };
+        if r.watching {
+            // a request is pending or a hog runs: look again soon
+            delay = delay.min(WATCH_DELAY);
+        }
     }
 }
 
@@ -127,50 +149,102 @@ fn stranded_work() -> bool {
     queued
 }
 
+/// What one `retake_and_preempt` pass found.
+struct Retake {
+    /// A P in a blocking call was handed off.
+    retaken: bool,
+    /// A preempt request is outstanding or a goroutine hogs its P.
+    watching: bool,
+}
+
 /// Step 3, Go's `retake`: Ps whose M has been in a blocking call for a whole tick are
 /// handed to another M; goroutines running for 10 ms on the same time slice get their
-/// preempt flag set. Returns whether a P was retaken.
-fn retake_and_preempt(now: i64, procs: usize, ticks: &mut Vec<Tick>) -> bool {
+/// preempt flag set; those still running 10 ms later get a relief P (step 5).
+fn retake_and_preempt(now: i64, procs: usize, ticks: &mut Vec<Tick>) -> Retake {
     if ticks.len() < procs {
         ticks.resize(procs, Tick::default());
     }
-    let mut retaken = false;
+    let mut r = Retake {
+        retaken: false,
+        watching: false,
+    };
+    let mut hogs_changed = false;
     for (i, t) in ticks.iter_mut().enumerate().take(procs) {
         let Some(p) = SCHED.p(i) else { continue };
         let status = p.status.load(Ordering::SeqCst);
+        let st = p.schedtick.load(Ordering::Relaxed);
+        if let Some(goid) = t.hog {
+            if status != super::p::P_RUNNING || st != t.schedtick {
+                // the hog gave way (or entered a blocking call, or its P went idle)
+                t.hog = None;
+                hogs_changed = true;
+                if settings().debug.hogreport {
+                    eprintln!(
+                        "gort: hogreport: goroutine {goid} gave way after {}ms",
+                        (now - t.slice_start) / 1_000_000
+                    );
+                }
+            }
+        }
         if status == super::p::P_SYSCALL {
             // a blocking call must be seen for a whole tick before it is retaken
-            let st = p.syscalltick.load(Ordering::Relaxed);
-            if st != t.syscalltick {
-                t.syscalltick = st;
+            let sc = p.syscalltick.load(Ordering::Relaxed);
+            if sc != t.syscalltick {
+                t.syscalltick = sc;
                 t.syscallwhen = now;
                 continue;
             }
-            retaken |= super::syscall::retake(p, now - t.syscallwhen);
+            r.retaken |= super::syscall::retake(p, now - t.syscallwhen);
             continue;
         }
         if status != super::p::P_RUNNING {
             continue;
         }
-        let st = p.schedtick.load(Ordering::Relaxed);
         if st != t.schedtick {
             t.schedtick = st;
             t.schedwhen = now;
-        } else if now - t.schedwhen >= FORCE_PREEMPT_NS {
-            // Go: preemptone. The M's current goroutine, if any, is asked to yield. Ms
-            // and Gs are never freed, so a racy read names a live G that at worst gets
-            // one extra, harmless request.
-            if let Some(m) = p_m(p) {
-                if let Some(g) = m.curg() {
-                    if !g.preempt.swap(true, Ordering::Relaxed) {
-                        SCHED.counters.preemptions.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+            t.slice_start = now;
+            continue;
+        }
+        // Ms and Gs are never freed, so a racy read names a live G (at worst one that
+        // just finished its slice: it gets one extra, harmless request, or is counted as
+        // a hog until the next round sees the new schedtick).
+        let Some(g) = p_m(p).and_then(|m| m.curg()) else {
+            continue;
+        };
+        if now - t.schedwhen >= FORCE_PREEMPT_NS {
+            // Go: preemptone. The M's current goroutine is asked to yield.
+            if !g.preempt.swap(true, Ordering::Relaxed) {
+                SCHED.counters.preemptions.fetch_add(1, Ordering::Relaxed);
             }
             t.schedwhen = now; // ask again after another slice
         }
+        if t.hog.is_none() && now - t.slice_start >= HOG_NS && g.status() == super::g::G_RUNNING {
+            let goid = g.goid.load(Ordering::Relaxed);
+            t.hog = Some(goid);
+            hogs_changed = true;
+            SCHED.counters.hogs.fetch_add(1, Ordering::Relaxed);
+            if settings().debug.hogreport {
+                let at = g.gopc();
+                eprintln!(
+                    "gort: hogreport: goroutine {goid} ran {}ms on p{} without a preemption \
+                     check; lending its queue another P\ncreated at {}:{}:{}",
+                    (now - t.slice_start) / 1_000_000,
+                    p.id,
+                    at.file(),
+                    at.line(),
+                    at.column()
+                );
+            }
+        }
+        r.watching |= g.preempt.load(Ordering::Relaxed) || t.hog.is_some();
     }
-    retaken
+    let hogs = ticks.iter().filter(|t| t.hog.is_some()).count();
+    r.watching |= hogs > 0;
+    if hogs_changed {
+        super::procresize::set_relief(hogs);
+    }
+    r
 }
 
 fn p_m(p: &super::p::P) -> Option<&'static super::m::M> {
