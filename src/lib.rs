@@ -72,6 +72,8 @@ pub use local::LocalKey;
 #[cfg(not(loom))]
 pub use runtime::run;
 #[cfg(not(loom))]
+pub use sched::lockos::{lock_os_counts, lock_os_thread, unlock_os_thread};
+#[cfg(not(loom))]
 pub use sched::park::{gosched, preempt_point};
 #[cfg(not(loom))]
 pub use sched::procresize::gomaxprocs;

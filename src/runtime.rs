@@ -118,6 +118,9 @@ where
         Ok(r) => r,
         Err(e) => crate::throw!("run: cannot create the main goroutine: {e}"),
     };
+    // only this goroutine may lock the caller's thread (see lock_os_thread)
+    m.run_main
+        .store(g as *const crate::sched::g::G as *mut _, Ordering::Relaxed);
     let handle: JoinHandle<T> = JoinHandle::from_parts(g, goid);
     if m.p().is_some() {
         let done = || handle.is_finished();

@@ -257,6 +257,9 @@ fn write_header(out: &mut String, g: &G) {
     if let Some(n) = g.name() {
         let _ = write!(out, ", {n:?}");
     }
+    if !g.lockedm.load(Ordering::Relaxed).is_null() {
+        out.push_str(", locked to thread");
+    }
     out.push_str("]:\n");
 }
 

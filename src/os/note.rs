@@ -3,23 +3,31 @@
 //! An idle M sleeps on its `park` note (`note_sleep`); whoever hands it a P calls
 //! `note_wakeup`. The protocol on the key word:
 //!
-//! * `0`: cleared, nobody has woken it yet; `1`: woken.
-//! * `wakeup` swaps in `1` (release; pairs with the acquire load in `sleep`) and then
-//!   issues a futex wake. A second wake-up of the same cleared note is a runtime bug and
-//!   throws, as in Go.
-//! * `sleep` loops: load the key (acquire); if `1`, return; else futex-wait while it is
-//!   `0`. The futex re-checks the word inside the kernel, so a wake-up that lands between
-//!   the load and the wait makes the wait return at once: no wake-up is lost.
+//! * `0`: cleared, nobody has woken it yet; `1`: woken; `2`: not woken, and the sleeper
+//!   is in (or about to enter) a futex wait.
+//! * `wakeup` swaps in `1` (release; pairs with the acquire load in `sleep`) and issues a
+//!   futex wake only if it swapped out `2`: waking a sleeper that is still spinning, or
+//!   that has not started to sleep, costs no system call. A second wake-up of the same
+//!   cleared note is a runtime bug and throws, as in Go.
+//! * `sleep` loops: load the key (acquire); if `1`, return; if `0`, CAS it to `2` (a
+//!   failed CAS means the wake-up came: loop); then futex-wait while it is `2`. The futex
+//!   re-checks the word inside the kernel, so a wake-up that lands between the CAS and the
+//!   wait makes the wait return at once: no wake-up is lost. `sleep_spin` first polls the
+//!   key for a while, for hand-offs that come back within microseconds.
 //! * `clear` resets the key to `0`; only the sleeper calls it, after `sleep` returned and
 //!   before publishing itself as sleepable again (e.g. on `sched.midle`).
 
 use crate::loom::AtomicU32;
 use std::sync::atomic::Ordering;
 
+/// Key value: not fired, and the sleeper may be in a futex wait.
+const SLEEPING: u32 = 2;
+
 /// A one-shot event one thread sleeps on and another thread fires.
 #[derive(Debug)]
 pub(crate) struct Note {
-    /// 0 = not fired, 1 = fired. Atomic protocol described in the module docs.
+    /// 0 = not fired, 1 = fired, 2 = not fired and the sleeper may be in the kernel.
+    /// Atomic protocol described in the module docs.
     key: AtomicU32,
 }
 
@@ -48,24 +56,62 @@ impl Note {
     /// Fires the note, waking its sleeper. Throws if it was already fired.
     pub(crate) fn wakeup(&self) {
         let old = self.key.swap(1, Ordering::Release); // release; pairs with the acquire in `sleep`
-        if old != 0 {
-            crate::throw!("notewakeup: double wakeup");
+        match old {
+            0 => {}
+            SLEEPING => super::futex::wake(&self.key, 1),
+            _ => crate::throw!("notewakeup: double wakeup"),
         }
-        super::futex::wake(&self.key, 1);
+    }
+
+    /// Announces that the sleeper is going into the kernel: `0 -> 2`. Returns false if
+    /// the note fired meanwhile.
+    fn announce_sleep(&self) -> bool {
+        match self
+            .key
+            .compare_exchange(0, SLEEPING, Ordering::Acquire, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(v) => v == SLEEPING, // a timed-out sleep left it announced
+        }
     }
 
     /// Whether the note has fired.
     #[cfg(loom)]
     pub(crate) fn is_fired(&self) -> bool {
-        self.key.load(Ordering::Acquire) != 0 // acquire; pairs with the release in `wakeup`
+        self.key.load(Ordering::Acquire) == 1 // acquire; pairs with the release in `wakeup`
     }
 
     /// Sleeps until the note is fired.
     pub(crate) fn sleep(&self) {
-        while self.key.load(Ordering::Acquire) == 0 {
-            // acquire above pairs with the release swap in `wakeup`
-            super::futex::wait(&self.key, 0, None);
+        // acquire loads pair with the release swap in `wakeup`
+        while self.key.load(Ordering::Acquire) != 1 {
+            if self.announce_sleep() {
+                super::futex::wait(&self.key, SLEEPING, None);
+            }
         }
+    }
+
+    /// Polls the note for up to `spin` (on a machine with more than one CPU), then sleeps
+    /// until it is fired. For hand-offs that usually come back within microseconds (a
+    /// locked goroutine's thread waiting for its goroutine): a futex sleep and wake-up
+    /// cost tens of microseconds on a VM.
+    #[cfg(not(loom))]
+    pub(crate) fn sleep_spin(&self, spin: std::time::Duration) {
+        if crate::num_cpu() > 1 {
+            let t = std::time::Instant::now();
+            'spin: loop {
+                for _ in 0..64 {
+                    if self.key.load(Ordering::Acquire) == 1 {
+                        break 'spin; // acquire; pairs with the release in `wakeup`
+                    }
+                    std::hint::spin_loop();
+                }
+                if t.elapsed() >= spin {
+                    break 'spin;
+                }
+            }
+        }
+        self.sleep();
     }
 
     /// Sleeps until the note is fired or `timeout` passed; returns whether it fired.
@@ -73,14 +119,16 @@ impl Note {
     pub(crate) fn sleep_timeout(&self, timeout: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            if self.key.load(Ordering::Acquire) != 0 {
+            if self.key.load(Ordering::Acquire) == 1 {
                 return true; // acquire; pairs with the release in `wakeup`
             }
             let now = std::time::Instant::now();
             if now >= deadline {
                 return false;
             }
-            super::futex::wait(&self.key, 0, Some(deadline - now));
+            if self.announce_sleep() {
+                super::futex::wait(&self.key, SLEEPING, Some(deadline - now));
+            }
         }
     }
 }
@@ -129,6 +177,26 @@ mod tests {
     use super::Note;
     use std::sync::Arc;
     use std::time::Duration;
+
+    /// A timed-out sleep leaves the note announced (`2`); a later wake-up must still
+    /// reach a sleeper in the kernel, and a poller sees it without one.
+    #[test]
+    fn wakeup_after_timeout_and_while_polling() {
+        let n = Arc::new(Note::new());
+        assert!(!n.sleep_timeout(Duration::from_millis(2)));
+        let n2 = n.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            n2.wakeup();
+        });
+        n.sleep();
+        t.join().unwrap();
+        n.clear();
+        let n3 = n.clone();
+        let t = std::thread::spawn(move || n3.wakeup());
+        n.sleep_spin(Duration::from_millis(50));
+        t.join().unwrap();
+    }
 
     #[test]
     fn sleep_until_woken_from_other_thread() {

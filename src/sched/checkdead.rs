@@ -22,8 +22,9 @@ pub(crate) fn checkdead(l: &Locked) {
     let ms = SCHED.nworkers.load(Ordering::SeqCst) + SCHED.nrun_active.load(Ordering::SeqCst);
     // The timer M is not counted as idle: while it exists timers are pending, and while
     // it fires them they are no longer pending but their goroutines not yet runnable.
-    let idle =
-        SCHED.nmidle.load(Ordering::SeqCst) as i64 + SCHED.nrun_waiting.load(Ordering::SeqCst);
+    let idle = SCHED.nmidle.load(Ordering::SeqCst) as i64
+        + SCHED.nrun_waiting.load(Ordering::SeqCst)
+        + SCHED.nmidlelocked.load(Ordering::SeqCst);
     if ms - idle > 0 || SCHED.nrun_finishing.load(Ordering::SeqCst) > 0 {
         return;
     }

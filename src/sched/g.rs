@@ -139,6 +139,10 @@ pub(crate) enum Switch {
     Call(*mut (dyn FnMut() + 'static)),
     /// `exitsyscall` found no P: queue the G globally, and idle this M (Go: `exitsyscall0`).
     ExitSyscall,
+    /// `lock_os_thread` on a `run` caller's thread by a goroutine other than that run's
+    /// main one: the G moves to a worker M (with the P) before it locks, since the caller's
+    /// thread leaves the scheduler when its own main goroutine is done.
+    LeaveRunM,
     /// An unrecovered panic: print the report on g0's larger stack and exit(2).
     Fatal(Box<crate::debug::FatalReport>),
 }
@@ -174,6 +178,10 @@ pub(crate) struct G {
     sp_hint: AtomicUsize,
     /// The M that last ran this G (for `GORT_DEBUG=migrate=1`). Written by that M.
     pub(crate) last_m: AtomicPtr<M>,
+    /// The M this G is wired to by `lock_os_thread`, or null (Go: `g.lockedm`). Written
+    /// by the G itself while running on that M; read by schedulers that took the G off a
+    /// queue (the queue's release/acquire edge orders the write before the read).
+    pub(crate) lockedm: AtomicPtr<M>,
     /// Goroutine id (main = 1). Written by the creator before the G is published on a run
     /// queue (the queue's release store publishes it); read by anyone.
     pub(crate) goid: AtomicU64,
@@ -235,6 +243,7 @@ impl G {
             isolate: Cell::new(false),
             m: AtomicPtr::new(ptr::null_mut()),
             last_m: AtomicPtr::new(ptr::null_mut()),
+            lockedm: AtomicPtr::new(ptr::null_mut()),
             preempt: AtomicBool::new(false),
             is_main: Cell::new(false),
             locals: UnsafeCell::new(Vec::new()),

@@ -129,6 +129,18 @@ pub(crate) fn stopm(m: &'static M) {
 /// list and returns `false`: its thread should exit. Go never frees idle Ms
 /// (golang/go#14592), so a burst of blocking calls would leave its threads forever.
 pub(crate) fn stopm_or_reclaim(m: &'static M, reclaim: bool) -> bool {
+    stopm_inner(m, reclaim, None)
+}
+
+/// `stopm` that polls its note for up to `spin` before sleeping in the kernel, for an M
+/// that is likely to be handed a P again within microseconds.
+pub(crate) fn stopm_spin(m: &'static M, spin: std::time::Duration) {
+    if !stopm_inner(m, false, Some(spin)) {
+        crate::throw!("stopm: reclaimed");
+    }
+}
+
+fn stopm_inner(m: &'static M, reclaim: bool, spin: Option<std::time::Duration>) -> bool {
     debug_assert!(m.p().is_none(), "stopm: holding p");
     debug_assert!(!m.is_spinning(), "stopm: spinning");
     // Give back stack pages of a burst's dead goroutines before sleeping.
@@ -158,6 +170,8 @@ pub(crate) fn stopm_or_reclaim(m: &'static M, reclaim: bool) -> bool {
             }
             // someone is handing us a P (its wake-up is on the way), or we are needed
         }
+    } else if let Some(spin) = spin {
+        m.park.sleep_spin(spin);
     } else {
         m.park.sleep();
     }

@@ -43,10 +43,19 @@ pub(crate) struct M {
     pub(crate) is_run: bool,
     /// Random state for steal order. Used by this M's thread only.
     fastrand: Cell<u64>,
+    /// The G wired to this M by `lock_os_thread`, or null (Go: `m.lockedg`). Written by
+    /// that G while it runs here (and by `goexit` on this M); read by this M's scheduler.
+    pub(crate) lockedg: AtomicPtr<G>,
+    /// `lock_os_thread` nesting count (Go: `m.lockedExt`). Touched only by the goroutine
+    /// running on this M, which is the locked one whenever the count is non-zero.
+    pub(crate) locked_ext: Cell<u32>,
+    /// For a `run` M: the main goroutine of the current `run` call (the only goroutine
+    /// that may lock this thread). Written by `run` on this thread.
+    pub(crate) run_main: AtomicPtr<G>,
 }
 
-// SAFETY: `fastrand` is the only non-atomic field and only the M's own thread touches it;
-// everything else is atomic or immutable.
+// SAFETY: `fastrand` and `locked_ext` are the only non-atomic fields and only the M's own
+// thread touches them; everything else is atomic or immutable.
 unsafe impl Sync for M {}
 // SAFETY: as above.
 unsafe impl Send for M {}
@@ -69,6 +78,9 @@ impl M {
             fastrand: Cell::new(
                 0x9E37_79B9_7F4A_7C15u64 ^ (id as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93) | 1,
             ),
+            lockedg: AtomicPtr::new(ptr::null_mut()),
+            locked_ext: Cell::new(0),
+            run_main: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
@@ -82,6 +94,12 @@ impl M {
     pub(crate) fn curg(&self) -> Option<&'static G> {
         // SAFETY: Gs are leaked and never freed.
         unsafe { self.curg.load(Ordering::Relaxed).as_ref() }
+    }
+
+    /// The goroutine wired to this M, if any.
+    pub(crate) fn lockedg(&self) -> Option<&'static G> {
+        // SAFETY: Gs are leaked and never freed.
+        unsafe { self.lockedg.load(Ordering::Relaxed).as_ref() }
     }
 
     /// Whether this M is spinning.

@@ -13,6 +13,8 @@ pub(crate) mod idle;
 #[cfg(not(loom))]
 pub(crate) mod join;
 #[cfg(not(loom))]
+pub(crate) mod lockos;
+#[cfg(not(loom))]
 pub(crate) mod m;
 #[cfg(not(loom))]
 pub(crate) mod p;

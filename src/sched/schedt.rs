@@ -54,6 +54,11 @@ pub(crate) struct Sched {
     pub(crate) npidle: AtomicU32,
     /// Number of idle Ms (Go: `sched.nmidle`). Written under the lock.
     pub(crate) nmidle: AtomicU32,
+    /// Ms asleep in `stoplockedm`, waiting for their locked goroutine to become runnable
+    /// (Go: `sched.nmidlelocked`); idle for `checkdead`. Changed under the lock; may dip
+    /// below the true count for an instant (a hand-back racing the sleeper's increment),
+    /// which only makes `checkdead` more cautious.
+    pub(crate) nmidlelocked: AtomicI64,
     /// Number of spinning Ms (Go: `sched.nmspinning`). Atomic protocol: see
     /// `docs/design/scheduler.md` ("no lost wake-ups").
     pub(crate) nmspinning: AtomicU32,
@@ -110,6 +115,7 @@ pub(crate) static SCHED: Sched = Sched {
     runqsize: AtomicU32::new(0),
     npidle: AtomicU32::new(0),
     nmidle: AtomicU32::new(0),
+    nmidlelocked: AtomicI64::new(0),
     nmspinning: AtomicU32::new(0),
     gomaxprocs: AtomicU32::new(0),
     relief: AtomicU32::new(0),

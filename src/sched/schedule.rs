@@ -52,22 +52,47 @@ fn globrunqget(p: &'static P, max: usize) -> Option<&'static G> {
 /// goroutine finished) or when it runs out of work; it then holds no P.
 pub(crate) fn schedule(m: &'static M, until: Option<&dyn Fn() -> bool>) {
     loop {
-        let Some((gp, inherit)) = find_runnable(m, until) else {
-            if let Some(p) = releasep(m) {
-                handoff_p(p);
+        let (gp, inherit) = if m.lockedg().is_some() {
+            // this M runs only its locked goroutine: wait until it is runnable
+            // (Go: schedule's stoplockedm + execute(lockedg))
+            (super::lockos::stoplockedm(m), false)
+        } else {
+            let Some((gp, inherit)) = find_runnable(m, until) else {
+                if let Some(p) = releasep(m) {
+                    handoff_p(p);
+                }
+                return;
+            };
+            // This thread is going to run a goroutine and is not spinning anymore, so if
+            // it was marked as spinning we need to reset it now and potentially start a
+            // new spinning M.
+            if m.is_spinning() {
+                resetspinning(m);
             }
-            return;
+            if let Some(lm) = super::lockos::locked_elsewhere(m, gp) {
+                // Hands off own p to the locked m, then blocks waiting for a new p.
+                super::lockos::startlockedm(m, lm, gp);
+                if m.p().is_none() {
+                    debug_assert!(m.is_run);
+                    return; // a run M leaves the scheduler instead of idling
+                }
+                continue;
+            }
+            (gp, inherit)
         };
-        // This thread is going to run a goroutine and is not spinning anymore, so if it
-        // was marked as spinning we need to reset it now and potentially start a new
-        // spinning M.
-        if m.is_spinning() {
-            resetspinning(m);
+        match execute(m, gp, inherit) {
+            Executed::Done => {}
+            Executed::ThreadExit => return,
         }
-        execute(m, gp, inherit);
         if m.p().is_none() {
-            // the run M handed its P away (GORT_DEBUG=migrate=1): it leaves the
-            // scheduler and waits for its main goroutine
+            if m.lockedg().is_some() {
+                // a locked goroutine came back from a blocking call without a P: wait
+                // for it to be scheduled again (top of the loop)
+                continue;
+            }
+            // the run M handed its P away (GORT_DEBUG=migrate=1, or a goroutine that
+            // locks moved to a worker): it leaves the scheduler and waits for its main
+            // goroutine
             debug_assert!(m.is_run);
             return;
         }
@@ -82,17 +107,25 @@ pub(crate) fn schedule(m: &'static M, until: Option<&dyn Fn() -> bool>) {
     }
 }
 
+/// How `execute` ended.
+enum Executed {
+    /// The goroutine switched away or finished; the M schedules on.
+    Done,
+    /// A goroutine exited while locked to this worker M: its thread ends (Go: `mexit`).
+    ThreadExit,
+}
+
 /// Runs `gp` on `m` until it switches back, then carries out what it asked for
 /// (Go: `execute`, then the `mcall` target: `park_m`, `gosched_m`, `goexit0`).
-fn execute(m: &'static M, gp: &'static G, inherit: bool) {
+fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
     let mut inherit = inherit;
     loop {
         let p = match m.p() {
             Some(p) => p,
             None => crate::throw!("execute: no P"),
         };
-        if settings().debug.migrate && migrate_away(m, p, gp) {
-            return;
+        if settings().debug.migrate && m.lockedg().is_none() && migrate_away(m, p, gp) {
+            return Executed::Done;
         }
         let mp = m as *const M as *mut M;
         m.curg.store(gp as *const G as *mut G, Ordering::Relaxed);
@@ -135,7 +168,7 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) {
                         continue; // execute(gp, inheritTime=true)
                     }
                 }
-                return;
+                return Executed::Done;
             }
             corosensei::CoroutineResult::Yield(Switch::Gosched) => {
                 // Go's Gosched puts the G on the global queue; gort puts it at the tail
@@ -144,7 +177,7 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) {
                 // queue from starving.
                 gp.cas_status(G_RUNNING, G_RUNNABLE);
                 let _ = runqput(p, gp, false);
-                return;
+                return Executed::Done;
             }
             corosensei::CoroutineResult::Yield(Switch::Preempt) => {
                 // Go: gopreempt_m. The slice ends here: a G waiting in runnext (which
@@ -164,7 +197,7 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) {
                     Ordering::Relaxed,
                 );
                 p.global_first.set(true);
-                return;
+                return Executed::Done;
             }
             corosensei::CoroutineResult::Yield(Switch::Call(f)) => {
                 // SAFETY: systemstack's contract: the function lives on the G's stack,
@@ -177,14 +210,23 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) {
             corosensei::CoroutineResult::Yield(Switch::ExitSyscall) => {
                 // `p` was retaken while the G was in its blocking call: do not touch it.
                 super::syscall::exitsyscall0(m, gp);
-                return;
+                return Executed::Done;
             }
             corosensei::CoroutineResult::Yield(Switch::Fatal(report)) => {
                 crate::debug::fatal_panic(gp, &report);
             }
+            corosensei::CoroutineResult::Yield(Switch::LeaveRunM) => {
+                super::lockos::leave_run_m(m, p, gp);
+                return Executed::Done;
+            }
             corosensei::CoroutineResult::Return(()) => {
                 super::proc::goexit0(p, gp);
-                return;
+                if std::ptr::eq(m.lockedg.load(Ordering::Relaxed), gp)
+                    && super::lockos::exit_locked(m, gp)
+                {
+                    return Executed::ThreadExit;
+                }
+                return Executed::Done;
             }
         }
     }

@@ -98,11 +98,17 @@ fn exitsyscall(m: &'static M, g: &'static G) {
 }
 
 /// `exitsyscall0`, on g0 of an M without a P: the goroutine goes to the global queue.
-/// Returns after this M got a P again (a worker) or left the scheduler (a `run` M).
+/// Returns after this M got a P again (a worker), or without a P if it is a `run` M
+/// (which leaves the scheduler) or its G is locked to it (it waits for the G).
 pub(crate) fn exitsyscall0(m: &'static M, gp: &'static G) {
     gp.cas_status(G_SYSCALL, super::g::G_RUNNABLE);
     SCHED.lock().globrunqput(gp);
     super::idle::wakep();
+    if m.lockedg().is_some() {
+        // locked: the scheduler loop waits for the G to be picked and handed back
+        // (Go: exitsyscall0's stoplockedm)
+        return;
+    }
     if !m.is_run {
         super::idle::stopm(m);
     }

@@ -1,0 +1,224 @@
+//! Wiring a goroutine to its OS thread: `lock_os_thread`/`unlock_os_thread` (Go: proc.go
+//! `LockOSThread`, `UnlockOSThread`, `startlockedm`, `stoplockedm`, and the `mexit` of a
+//! goroutine that exits while locked).
+//!
+//! A locked G runs only on its M, and that M runs only it:
+//!
+//! * When the locked G stops running (parks, yields, is preempted, or comes back from a
+//!   blocking call without a P), its M hands its P to another M (`handoff_p`) and sleeps
+//!   on its `park` note (`stoplockedm`).
+//! * Whichever M later picks the G from a run queue (its own, the global one, or by
+//!   stealing) does not run it: it hands its own P to the G's M through `nextp`, wakes
+//!   it, and goes idle (`startlockedm`). The locked M takes the P and runs the G.
+//! * A G that exits while locked takes its thread with it: the M hands its P off and its
+//!   thread ends. (A `run` caller's thread is the user's: it is only unwired.)
+//!
+//! Both hand-offs poll the note for a few microseconds before sleeping in the kernel, so
+//! a locked goroutine that talks to an unlocked one costs two thread switches per round
+//! trip, not two futex wake-ups.
+//!
+//! The nesting count lives on the M (Go: `m.lockedExt`) and is touched only by the
+//! goroutine running there, which is the locked one whenever the count is non-zero.
+
+use super::g::{Switch, G, G_RUNNABLE};
+use super::idle::{acquirep, handoff_p, releasep};
+use super::m::{getg, getm, M};
+use super::schedt::SCHED;
+use std::ptr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How long a thread that handed its P away for a locked goroutine polls before it
+/// sleeps in the kernel.
+const HANDOFF_SPIN: Duration = Duration::from_micros(50);
+
+/// Wires the calling goroutine to its current OS thread: until a matching number of
+/// [`unlock_os_thread`] calls, it always runs on this thread and no other goroutine runs
+/// on it (Go: `runtime.LockOSThread`). Calls nest. A goroutine that returns while locked
+/// ends its thread (unless the thread is a [`run`](crate::run) caller's, which is only
+/// unwired). On a plain thread this does nothing: the code already runs on its thread.
+///
+/// Use it for thread-affine foreign state: thread-local state of a C library, a GUI
+/// toolkit's main thread, `setns`/per-thread credentials.
+///
+/// A goroutine other than the main one that locks while on a `run` caller's thread is
+/// first moved to one of the runtime's threads (the caller's thread must be free to
+/// return when its main goroutine is done).
+///
+/// ```
+/// gort::run(|| {
+///     let h = gort::go(|| {
+///         gort::lock_os_thread();
+///         let before = std::thread::current().id();
+///         gort::time::sleep(std::time::Duration::from_millis(1)); // parks; may not migrate
+///         assert_eq!(std::thread::current().id(), before);
+///         gort::unlock_os_thread();
+///     });
+///     h.join().unwrap();
+/// });
+/// ```
+pub fn lock_os_thread() {
+    let Some(g) = getg() else {
+        return;
+    };
+    let mut m = getm().expect("a goroutine runs on an M");
+    if m.is_run && !ptr::eq(m.run_main.load(Ordering::Relaxed), g) && m.locked_ext.get() == 0 {
+        g.switch_to_g0(Switch::LeaveRunM);
+        m = getm().expect("a goroutine runs on an M");
+        debug_assert!(!m.is_run);
+    }
+    let n = m.locked_ext.get();
+    if n == u32::MAX {
+        crate::throw!("LockOSThread nesting overflow");
+    }
+    m.locked_ext.set(n + 1);
+    if n == 0 {
+        g.lockedm.store(m as *const M as *mut M, Ordering::Relaxed);
+        m.lockedg.store(g as *const G as *mut G, Ordering::Relaxed);
+    }
+}
+
+/// Undoes one [`lock_os_thread`]; after the last one the goroutine may run on any
+/// thread again (Go: `runtime.UnlockOSThread`). Without a matching lock it does nothing,
+/// as in Go.
+///
+/// ```
+/// gort::run(|| {
+///     gort::unlock_os_thread(); // not locked: a no-op
+///     gort::lock_os_thread();
+///     gort::lock_os_thread();
+///     gort::unlock_os_thread();
+///     assert_eq!(gort::lock_os_counts(), (1, 0));
+///     gort::unlock_os_thread();
+///     assert_eq!(gort::lock_os_counts(), (0, 0));
+/// });
+/// ```
+pub fn unlock_os_thread() {
+    let Some(g) = getg() else {
+        return;
+    };
+    let m = getm().expect("a goroutine runs on an M");
+    let n = m.locked_ext.get();
+    if n == 0 {
+        return;
+    }
+    m.locked_ext.set(n - 1);
+    if n == 1 {
+        unwire(m, g);
+    }
+}
+
+/// The calling goroutine's lock counts, `(external, internal)` (Go's test hook
+/// `runtime.LockOSCounts`; gort has no internal locks, so the second is always 0).
+/// `(0, 0)` on a plain thread.
+#[doc(hidden)]
+pub fn lock_os_counts() -> (u32, u32) {
+    match (getg(), getm()) {
+        (Some(_), Some(m)) => (m.locked_ext.get(), 0),
+        _ => (0, 0),
+    }
+}
+
+fn unwire(m: &'static M, g: &'static G) {
+    debug_assert!(ptr::eq(m.lockedg.load(Ordering::Relaxed), g));
+    g.lockedm.store(ptr::null_mut(), Ordering::Relaxed);
+    m.lockedg.store(ptr::null_mut(), Ordering::Relaxed);
+}
+
+/// The M a runnable G is wired to, if it is not `m` (then `m` must not run it).
+#[inline]
+pub(crate) fn locked_elsewhere(m: &'static M, gp: &'static G) -> Option<&'static M> {
+    let lm = gp.lockedm.load(Ordering::Relaxed);
+    if lm.is_null() || ptr::eq(lm, m) {
+        return None;
+    }
+    // SAFETY: Ms are leaked and never freed.
+    Some(unsafe { &*lm })
+}
+
+/// `m` picked `gp`, which is wired to `lm`: hand `m`'s P to `lm` and wake it to run
+/// `gp`, then idle `m` until it gets a P again (Go: `startlockedm`). `m` owns `gp`
+/// (taken off a queue, `_Grunnable`); ownership passes with the wake-up.
+pub(crate) fn startlockedm(m: &'static M, lm: &'static M, gp: &'static G) {
+    debug_assert_eq!(gp.status(), G_RUNNABLE);
+    debug_assert!(ptr::eq(lm.lockedg.load(Ordering::Relaxed), gp));
+    let Some(p) = releasep(m) else {
+        crate::throw!("startlockedm: no P");
+    };
+    {
+        let _l = SCHED.lock();
+        SCHED.nmidlelocked.fetch_sub(1, Ordering::SeqCst);
+    }
+    lm.nextp.store(p as *const _ as *mut _, Ordering::Relaxed); // published by the note's release
+    lm.park.wakeup();
+    if m.is_run {
+        // a run caller's thread does not idle on the list: it leaves the scheduler and
+        // waits for its main goroutine (schedule sees it has no P)
+        return;
+    }
+    // the locked goroutine usually comes back soon (it talks to someone): poll first
+    super::idle::stopm_spin(m, HANDOFF_SPIN);
+}
+
+/// `m`'s locked goroutine is not running: hand off `m`'s P (if it has one) and sleep
+/// until some M hands a P back with the goroutine runnable (Go: `stoplockedm`). Returns
+/// the goroutine, owned by `m` and `_Grunnable`, with `m` holding a P.
+pub(crate) fn stoplockedm(m: &'static M) -> &'static G {
+    let Some(gp) = m.lockedg() else {
+        crate::throw!("stoplockedm: inconsistent locking");
+    };
+    if let Some(p) = releasep(m) {
+        handoff_p(p);
+    }
+    {
+        let l = SCHED.lock();
+        SCHED.nmidlelocked.fetch_add(1, Ordering::SeqCst);
+        super::checkdead::checkdead(&l);
+    }
+    m.blocked.store(true, Ordering::Relaxed);
+    m.park.sleep_spin(HANDOFF_SPIN);
+    m.blocked.store(false, Ordering::Relaxed);
+    m.park.clear();
+    let p = m.nextp.swap(ptr::null_mut(), Ordering::Relaxed);
+    // SAFETY: startlockedm stored a leaked P before waking us (the note orders it).
+    match unsafe { p.as_ref() } {
+        Some(p) => acquirep(m, p),
+        None => crate::throw!("stoplockedm: woken without a P"),
+    }
+    if gp.status() != G_RUNNABLE {
+        crate::throw!(
+            "stoplockedm: not runnable (goroutine {} status {})",
+            gp.goid.load(Ordering::Relaxed),
+            super::g::status_string(gp.status())
+        );
+    }
+    gp
+}
+
+/// `gp` exited while wired to `m` (on `m`'s g0, after `goexit0`). Unwires it; returns
+/// whether `m`'s thread must end (Go: `mexit`): a worker M hands its P off and leaves
+/// the scheduler; a `run` caller's thread stays.
+pub(crate) fn exit_locked(m: &'static M, gp: &'static G) -> bool {
+    m.locked_ext.set(0);
+    unwire(m, gp);
+    if m.is_run {
+        return false;
+    }
+    if let Some(p) = releasep(m) {
+        handoff_p(p);
+    }
+    let l = SCHED.lock();
+    SCHED.nworkers.fetch_sub(1, Ordering::SeqCst);
+    SCHED.mcount.fetch_sub(1, Ordering::Relaxed);
+    super::checkdead::checkdead(&l);
+    true
+}
+
+/// `Switch::LeaveRunM` on g0 of a run M: `gp` goes to `runnext` and the P to a worker M
+/// (which runs it next); the run M leaves the scheduler.
+pub(crate) fn leave_run_m(m: &'static M, p: &'static super::p::P, gp: &'static G) {
+    gp.cas_status(super::g::G_RUNNING, G_RUNNABLE);
+    let _ = super::schedule::runqput(p, gp, true);
+    let p = releasep(m).expect("leave_run_m: P");
+    super::idle::startm(Some(p), false);
+}
