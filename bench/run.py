@@ -51,8 +51,8 @@ GNU_TIME = "/usr/bin/time"
 SYSTEMS = ["gort", "go", "may", "tokio"]
 BINARIES = {s: RELEASE_DIR / f"{s}-bench" for s in SYSTEMS}
 WORKLOADS = [
-    "spawn", "skynet", "pingpong", "yield", "ring",
-    "sleep", "idle_mem", "mutex", "syscall_handoff", "echo",
+    "spawn", "skynet", "pingpong", "locked_pingpong", "yield", "ring",
+    "sleep", "idle_mem", "mutex", "syscall_handoff", "syscall_cost", "echo",
 ]
 # tokio's idiomatic variants of syscall_handoff; other systems answer "unsupported".
 HANDOFF_VARIANTS = ["syscall_handoff_spawn_blocking", "syscall_handoff_block_in_place"]
@@ -62,7 +62,8 @@ HANDOFF_VARIANTS = ["syscall_handoff_spawn_blocking", "syscall_handoff_block_in_
 QUICK_N = {
     "spawn": 10_000, "skynet": 10_000, "pingpong": 20_000, "yield": 20_000,
     "ring": 100_000, "sleep": 2_000, "idle_mem": 2_000, "mutex": 20_000,
-    "syscall_handoff": 20_000, "echo": 10_000,
+    "syscall_handoff": 20_000, "echo": 10_000, "locked_pingpong": 5_000,
+    "syscall_cost": 100_000,
 }
 
 EXIT_UNSUPPORTED = 3
@@ -98,6 +99,7 @@ METRICS: dict[str, tuple[Metric, ...]] = {
     "spawn": (Metric("ns per goroutine", NS, "ns_per_op"), RSS),
     "skynet": (Metric("total", "ms", "total_ms"), RSS),
     "pingpong": (Metric("ns per round trip", NS, "ns_per_op"),),
+    "locked_pingpong": (Metric("µs per round trip", "µs", "us_per_round_trip"),),
     "yield": (Metric("ns per yield", NS, "ns_per_op"),),
     "ring": (Metric("ns per hop", NS, "ns_per_op"),),
     "sleep": (
@@ -115,6 +117,14 @@ METRICS: dict[str, tuple[Metric, ...]] = {
     "syscall_handoff": (
         Metric("total", "ms", "total_ms"),
         Metric("yielders done at", "ms", "yielders_done_ms"),
+    ),
+    # The wrapper's overhead (wrapped minus raw getppid) is the figure that matters; the
+    # parallel row's label gets the goroutine count in make_cases.
+    "syscall_cost": (
+        Metric("wrapper overhead per call (1 goroutine)", NS, "overhead_ns"),
+        Metric("wrapped getppid (1 goroutine)", NS, "wrapped_ns"),
+        Metric("raw getppid (1 goroutine)", NS, "raw_ns"),
+        Metric("wrapper overhead per call (parallel)", NS, "par_overhead_ns"),
     ),
     "echo": (
         Metric("round trips per second", "rt/s", "rps", higher_is_better=True),
@@ -140,6 +150,15 @@ def make_cases(workloads: list[str], workers: int) -> list[Case]:
             for v in HANDOFF_VARIANTS:
                 label = "syscall_handoff, " + v.removeprefix("syscall_handoff_")
                 cases.append(Case(v, v, label, 2, METRICS[w]))
+        elif w == "syscall_cost":
+            par = f"{workers} goroutine" + ("" if workers == 1 else "s")
+            label = f"({par} in parallel)"
+            metrics = tuple(dataclasses.replace(m, label=m.label.replace("(parallel)", label))
+                            for m in METRICS[w])
+            cases.append(Case(w, w, w, workers, metrics))
+        elif w == "locked_pingpong":
+            cases.append(Case(w, w, "locked_pingpong (echoer locked to its thread)", workers,
+                              METRICS[w]))
         else:
             cases.append(Case(w, w, w, workers, METRICS[w]))
     return cases
@@ -457,7 +476,9 @@ def field_notes(results: list[Run], systems: list[str]) -> list[str]:
     """Per-system facts the binaries reported (channel capacity, blocking call, ...)."""
     notes = []
     for case, key, what in [("pingpong", "chan_capacity", "pingpong channel capacity"),
+                            ("locked_pingpong", "locked", "locked_pingpong locked goroutine"),
                             ("syscall_handoff", "blocking", "syscall_handoff blocking call"),
+                            ("syscall_cost", "wrapper", "syscall_cost wrapper"),
                             ("idle_mem", "park", "idle_mem parks on")]:
         seen = {}
         for s in systems:
@@ -467,6 +488,19 @@ def field_notes(results: list[Run], systems: list[str]) -> list[str]:
                 seen[s] = "/".join(vals)
         if seen:
             notes.append(f"{what}: " + ", ".join(f"{s} {v}" for s, v in seen.items()))
+    # tokio's block_in_place gives its core away once per poll: its syscall_cost overhead is
+    # measured with a yield after every call, and the plain loop's figure is noted here.
+    for s in systems:
+        ok = [r for r in results if r.system == s and r.case == "syscall_cost"
+              and r.status == "ok" and "per_call" in r.fields]
+        loop = [v for r in ok if (v := r.value("loop_overhead_ns")) is not None]
+        if ok and loop:
+            f = ok[0].fields
+            notes.append(
+                f"syscall_cost on {s}: overhead measured with a {f['per_call']} after every "
+                f"call ({f.get('yield_n', '?')} calls), since block_in_place hands the core "
+                "off only on the first call of a poll; in a plain loop of wrapped calls the "
+                f"overhead is {fmt_num(statistics.median(loop))} ns (median)")
     return notes
 
 
@@ -495,7 +529,7 @@ def write_markdown(path: Path, meta: dict, rows, systems: list[str], results: li
     lines.append(f"- Runs per (workload, system): {meta['runs']}, interleaved across systems; "
                  f"timeout {meta['timeout_s']:g} s per run; peak RSS from GNU time -v")
     lines.append(f"- Workers: {meta['workers']} (syscall_handoff always 2; pingpong also "
-                 "with 1)")
+                 "with 1; syscall_cost's parallel row runs one goroutine per worker)")
     sizes = meta["n"]
     lines.append("- n: " + (", ".join(f"{k}={v}" for k, v in sizes.items()) if sizes
                             else "the binaries' defaults (WORKLOADS.md)"))

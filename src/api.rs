@@ -294,7 +294,20 @@ pub fn num_goroutine() -> usize {
 }
 
 /// Number of usable CPUs (`std::thread::available_parallelism`, so cgroup CPU quotas
-/// and affinity masks count; Go learnt the quota part only in 1.25).
+/// and affinity masks count; Go learnt the quota part only in 1.25). Like Go's
+/// `runtime.NumCPU`, it is read once, at the first call (the runtime's spin decisions
+/// ask for it on hot paths, and the query reads cgroup files).
+///
+/// ```
+/// assert!(gort::num_cpu() >= 1);
+/// ```
 pub fn num_cpu() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static NCPU: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NCPU.load(std::sync::atomic::Ordering::Relaxed);
+    if n != 0 {
+        return n;
+    }
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    NCPU.store(n, std::sync::atomic::Ordering::Relaxed);
+    n
 }

@@ -49,6 +49,8 @@ const (
 	handoffWorkers = 2 // syscall_handoff ignores WORKERS
 	echoConns      = 100
 	msgBytes       = 64
+	costRounds     = 10     // syscall_cost: timed rounds of (raw, wrapped)
+	costWarmup     = 100000 // syscall_cost: untimed calls of each kind first
 )
 
 // workloads maps each workload name to its implementation and default n.
@@ -59,12 +61,14 @@ var workloads = map[string]struct {
 	"spawn":           {spawn, 1000000},
 	"skynet":          {skynet, 1000000},
 	"pingpong":        {pingpong, 1000000},
+	"locked_pingpong": {lockedPingpong, 100000},
 	"yield":           {yield, 1000000},
 	"ring":            {ring, 1000000},
 	"sleep":           {sleep, 100000},
 	"idle_mem":        {idleMem, 100000},
 	"mutex":           {mutex, 1000000},
 	"syscall_handoff": {syscallHandoff, 1000000},
+	"syscall_cost":    {syscallCost, 2000000},
 	"echo":            {echo, 1000000},
 }
 
@@ -108,7 +112,8 @@ func main() {
 func usage(what string) {
 	fmt.Fprintf(os.Stderr, "go-bench: %s\n", what)
 	fmt.Fprintln(os.Stderr, "usage: go-bench <workload> [n]   (env WORKERS, default 2)")
-	fmt.Fprintln(os.Stderr, "workloads: spawn skynet pingpong yield ring sleep idle_mem mutex syscall_handoff echo")
+	fmt.Fprintln(os.Stderr, "workloads: spawn skynet pingpong locked_pingpong yield ring sleep idle_mem mutex "+
+		"syscall_handoff syscall_cost echo")
 	os.Exit(exitUsage)
 }
 
@@ -227,6 +232,43 @@ func pingpong(n, workers int) *report {
 	}()
 	wg.Wait()
 	return newReport("pingpong", n, time.Since(start), workers).field("chan_capacity", 0)
+}
+
+// lockedPingpong: pingpong where the echoing goroutine is locked to its OS thread
+// (runtime.LockOSThread) and the driving one is not: every hand-off to the locked
+// goroutine must wake its own thread. Checks every returned value.
+func lockedPingpong(n, workers int) *report {
+	ping, pong := make(chan int), make(chan int)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	start := time.Now()
+	go func() {
+		runtime.LockOSThread()
+		tid := syscall.Gettid()
+		for i := 0; i < n; i++ {
+			pong <- <-ping
+		}
+		if syscall.Gettid() != tid {
+			checkFailed("locked_pingpong: the locked goroutine moved to another thread")
+		}
+		runtime.UnlockOSThread()
+		wg.Done()
+	}()
+	go func() {
+		for i := 0; i < n; i++ {
+			ping <- i
+			if v := <-pong; v != i {
+				checkFailed("locked_pingpong: got %d back, want %d", v, i)
+			}
+		}
+		wg.Done()
+	}()
+	wg.Wait()
+	total := time.Since(start)
+	return newReport("locked_pingpong", n, total, workers).
+		field("us_per_round_trip", fmt.Sprintf("%.2f", float64(total.Nanoseconds())/1e3/float64(n))).
+		field("chan_capacity", 0).
+		field("locked", "echoer")
 }
 
 // yield: 1000 goroutines each call runtime.Gosched n/1000 times.
@@ -446,6 +488,130 @@ func syscallHandoff(n, workers int) *report {
 	return newReport("syscall_handoff", n, total, workers).
 		field("yielders_done_ms", ms(time.Duration(atomic.LoadInt64(&yieldersDone)))).
 		field("blocking", "nanosleep")
+}
+
+// costStep is one step of a syscall_cost measurement: calls calls of one kind (raw or
+// wrapped), timed or not (the warm-up). As bench/common syscall_cost_steps.
+type costStep struct {
+	wrapped bool
+	calls   int
+	timed   bool
+}
+
+// costSteps: a warm-up of min(n, costWarmup) raw then wrapped calls, then costRounds
+// rounds of (raw, wrapped) whose timed calls add up to exactly n of each kind.
+func costSteps(n int) []costStep {
+	warm := n
+	if warm > costWarmup {
+		warm = costWarmup
+	}
+	steps := []costStep{{false, warm, false}, {true, warm, false}}
+	for r := 0; r < costRounds; r++ {
+		calls := n*(r+1)/costRounds - n*r/costRounds
+		steps = append(steps, costStep{false, calls, true}, costStep{true, calls, true})
+	}
+	return steps
+}
+
+// syscallCostRounds keeps the ns per call of each timed round of one measurement; the
+// figures are medians over the rounds (as bench/common SyscallCost), so that one round hit
+// by a stall of the machine does not move them.
+type syscallCostRounds struct {
+	raw, wrapped []float64
+	wrappedTotal time.Duration
+}
+
+func (c *syscallCostRounds) record(s costStep, took time.Duration) {
+	if !s.timed || s.calls == 0 {
+		return
+	}
+	ns := float64(took.Nanoseconds()) / float64(s.calls)
+	if s.wrapped {
+		c.wrapped = append(c.wrapped, ns)
+		c.wrappedTotal += took
+	} else {
+		c.raw = append(c.raw, ns)
+	}
+}
+
+// median of values (the mean of the middle two for an even count).
+func median(values []float64) float64 {
+	v := append([]float64(nil), values...)
+	sort.Float64s(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// rawNs and wrappedNs: wall ns per call, the median over the rounds (parallel: wall time
+// / all calls of a round, as RunParallel).
+func (c *syscallCostRounds) rawNs() float64     { return median(c.raw) }
+func (c *syscallCostRounds) wrappedNs() float64 { return median(c.wrapped) }
+
+// getppidLoop makes calls getppid calls, bare (syscall.RawSyscall) or wrapped
+// (syscall.Syscall: entersyscall/exitsyscall around the same call); every result is
+// checked against want.
+func getppidLoop(wrapped bool, calls int, want uintptr) {
+	bad := 0
+	if wrapped {
+		for i := 0; i < calls; i++ {
+			if r, _, _ := syscall.Syscall(syscall.SYS_GETPPID, 0, 0, 0); r != want {
+				bad++
+			}
+		}
+	} else {
+		for i := 0; i < calls; i++ {
+			if r, _, _ := syscall.RawSyscall(syscall.SYS_GETPPID, 0, 0, 0); r != want {
+				bad++
+			}
+		}
+	}
+	if bad != 0 {
+		checkFailed("syscall_cost: %d getppid calls did not return %d", bad, want)
+	}
+}
+
+// syscallCost: ns per syscall.RawSyscall(SYS_GETPPID) and per syscall.Syscall(SYS_GETPPID)
+// (runtime BenchmarkSyscall's entersyscall/exitsyscall around a real call), n calls each,
+// first from the main goroutine, then from GOMAXPROCS goroutines in parallel (RunParallel:
+// wall time / all calls). Raw and wrapped alternate in rounds after a warm-up.
+func syscallCost(n, workers int) *report {
+	want := uintptr(syscall.Getppid())
+	steps := costSteps(n)
+	var single, parallel syscallCostRounds
+	for _, s := range steps {
+		t0 := time.Now()
+		getppidLoop(s.wrapped, s.calls, want)
+		single.record(s, time.Since(t0))
+	}
+	for _, s := range steps {
+		var wg sync.WaitGroup
+		wg.Add(workers)
+		t0 := time.Now()
+		for i := 0; i < workers; i++ {
+			calls := s.calls / workers
+			if i < s.calls%workers {
+				calls++
+			}
+			go func() {
+				getppidLoop(s.wrapped, calls, want)
+				wg.Done()
+			}()
+		}
+		wg.Wait()
+		parallel.record(s, time.Since(t0))
+	}
+	f := func(v float64) string { return fmt.Sprintf("%.1f", v) }
+	return newReport("syscall_cost", n, single.wrappedTotal, workers).
+		field("raw_ns", f(single.rawNs())).
+		field("wrapped_ns", f(single.wrappedNs())).
+		field("overhead_ns", f(single.wrappedNs()-single.rawNs())).
+		field("par_goroutines", workers).
+		field("par_raw_ns", f(parallel.rawNs())).
+		field("par_wrapped_ns", f(parallel.wrappedNs())).
+		field("par_overhead_ns", f(parallel.wrappedNs()-parallel.rawNs())).
+		field("wrapper", "syscall.Syscall")
 }
 
 // echoByte is the byte client conn puts in message i (same as bench/common echo_byte).

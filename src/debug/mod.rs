@@ -55,12 +55,18 @@ pub(crate) fn fatal_thread_exhaustion(max: i64) -> ! {
     )
 }
 
-/// Go: `newosproc` failure.
+/// Go: `newosproc` failure. `have` counts the Ms including the one being created, as
+/// Go's `mcount()` does at that point; on `EAGAIN` Go's hint about `ulimit -u` follows.
 pub(crate) fn fatal_os_thread(have: i64, e: &std::io::Error) -> ! {
+    let errno = e.raw_os_error().unwrap_or(0);
+    let hint = if errno == libc::EAGAIN {
+        "runtime: may need to increase max user processes (ulimit -u)\n"
+    } else {
+        ""
+    };
     fatal_exit(
         &format!(
-            "runtime: failed to create new OS thread (have {have} already; errno={})\nfatal error: newosproc\n",
-            e.raw_os_error().unwrap_or(0)
+            "runtime: failed to create new OS thread (have {have} already; errno={errno})\n{hint}fatal error: newosproc\n"
         ),
         true,
     )

@@ -218,8 +218,16 @@ pub(crate) fn handoff_p(p: &'static P) {
 pub(crate) fn resetspinning(m: &'static M) {
     debug_assert!(m.is_spinning());
     stop_spinning(m);
-    // The M was the last spinner: make sure a new one starts if there is more to do.
-    wakep();
+    // Go wakes another spinner here unconditionally: a producer that saw this M
+    // spinning did not wake anyone, counting on it. Only work that is queued now can have
+    // been counted on that way (a producer publishes, then reads nmspinning; we decrement,
+    // then read the queues: with the fences on both sides one of us sees the other), so
+    // with nothing queued nobody is woken. This spares a futex wake-up and a third
+    // spinning thread on every hand-off between two goroutines on a machine with an idle P.
+    fence(Ordering::SeqCst); // pairs with the fence in wakep / the SeqCst runnext swap
+    if SCHED.any_work() {
+        wakep_after_seqcst_put();
+    }
 }
 
 /// `m` stops spinning: clears its flag and leaves the `nmspinning` count (SeqCst: the
@@ -249,8 +257,7 @@ pub(crate) fn newm(p: &'static P, spinning: bool) {
         }
     };
     if let Err(e) = crate::os::thread::spawn_m(m.id, body) {
-        let have = SCHED.mcount.load(Ordering::Relaxed) - 1;
-        crate::debug::fatal_os_thread(have, &e);
+        crate::debug::fatal_os_thread(SCHED.mcount.load(Ordering::Relaxed), &e);
     }
 }
 

@@ -168,7 +168,7 @@ pub(crate) fn stoplockedm(m: &'static M) -> &'static G {
         crate::throw!("stoplockedm: inconsistent locking");
     };
     if let Some(p) = releasep(m) {
-        handoff_p(p);
+        handoff_to_spinner_or_m(p);
     }
     {
         let l = SCHED.lock();
@@ -193,6 +193,57 @@ pub(crate) fn stoplockedm(m: &'static M) -> &'static G {
         );
     }
     gp
+}
+
+/// Hands off the P of an M that stops for its locked goroutine. Go's `handoffp` starts
+/// an M for a P with queued work; when an M is spinning anyway and the queue is short,
+/// the work goes to the global queue instead (which the spinner watches) and the P to
+/// the idle list. The typical case is a locked goroutine that just readied its partner:
+/// waking a third thread for it would cost more than the exchange itself.
+fn handoff_to_spinner_or_m(p: &'static super::p::P) {
+    if p.runq.is_empty()
+        || SCHED.nmspinning.load(Ordering::SeqCst) == 0
+        || p.runq.len() > HANDOFF_GLOBAL_MAX
+    {
+        handoff_p(p);
+        return;
+    }
+    let mut gs = Vec::new();
+    p.runq.drain(&mut gs);
+    let mut l = SCHED.lock();
+    // SAFETY: the queues only hold pointers made from `&'static G`.
+    l.globrunqputbatch(gs.iter().map(|&g| unsafe { &*g }));
+    l.pidleput(p);
+    drop(l);
+    // The spinner we counted on may be giving up right now: its re-check under the lock
+    // sees the global queue; if it already left, wakep finds nmspinning at 0 and starts
+    // an M for the idle P.
+    super::idle::wakep();
+}
+
+/// Longest local queue `handoff_to_spinner_or_m` moves to the global queue.
+const HANDOFF_GLOBAL_MAX: u32 = 8;
+
+/// `goready` of a goroutine wired to `lm`: if a P is idle, hand it straight to `lm`
+/// (which waits in `stoplockedm`, or is on its way there) instead of queueing the
+/// goroutine for some other M to pick up and pass its own P over. Returns false if no P
+/// was idle (the caller then queues it as usual).
+pub(crate) fn ready_locked(gp: &'static G, lm: &'static M) -> bool {
+    if SCHED.npidle.load(Ordering::SeqCst) == 0 {
+        return false;
+    }
+    let p = {
+        let mut l = SCHED.lock();
+        let Some(p) = l.pidleget() else {
+            return false;
+        };
+        SCHED.nmidlelocked.fetch_sub(1, Ordering::SeqCst);
+        p
+    };
+    gp.cas_status(super::g::G_WAITING, G_RUNNABLE);
+    lm.nextp.store(p as *const _ as *mut _, Ordering::Relaxed); // published by the note's release
+    lm.park.wakeup();
+    true
 }
 
 /// `gp` exited while wired to `m` (on `m`'s g0, after `goexit0`). Unwires it; returns

@@ -12,6 +12,10 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
 
 /// An OS thread known to the scheduler.
+///
+/// Aligned to 128 bytes (two cache lines, as crossbeam's `CachePadded` on x86-64) so that
+/// two of them, written on every switch by different threads, never share a line.
+#[repr(align(128))]
 pub(crate) struct M {
     /// M id (m0 = 0). Immutable.
     pub(crate) id: i64,

@@ -21,6 +21,10 @@ pub(crate) const P_SYSCALL: u32 = 2;
 pub(crate) const P_DEAD: u32 = 4;
 
 /// A processor.
+///
+/// Aligned to 128 bytes (two cache lines, as crossbeam's `CachePadded` on x86-64) so that
+/// two of them, written on every switch by different threads, never share a line.
+#[repr(align(128))]
 pub(crate) struct P {
     /// Index in `allp`. Immutable.
     pub(crate) id: u32,

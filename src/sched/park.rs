@@ -48,6 +48,13 @@ pub(crate) fn gopark(unlockf: Option<&mut dyn FnMut() -> bool>, reason: WaitReas
 /// Makes a parked goroutine runnable (see the module docs).
 pub(crate) fn goready(gp: &'static G) {
     gp.prefetch_stack();
+    let lm = gp.lockedm.load(std::sync::atomic::Ordering::Relaxed);
+    if !lm.is_null() {
+        // SAFETY: Ms are leaked; a parked G's lockedm does not change until it runs.
+        if super::lockos::ready_locked(gp, unsafe { &*lm }) {
+            return;
+        }
+    }
     gp.cas_status(G_WAITING, G_RUNNABLE);
     match getm().and_then(|m| m.p()) {
         Some(p) => {

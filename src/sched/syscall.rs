@@ -14,7 +14,7 @@
 
 use super::g::{Switch, G, G_RUNNING, G_SYSCALL};
 use super::idle::acquirep;
-use super::m::{getg, getm, M};
+use super::m::{getm, M};
 use super::p::{P, P_RUNNING, P_SYSCALL};
 use super::schedt::SCHED;
 use std::sync::atomic::Ordering;
@@ -37,15 +37,23 @@ use std::sync::atomic::Ordering;
 /// });
 /// ```
 pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    let Some(g) = getg() else {
+    let Some(m) = getm() else {
         return f();
     };
-    let m = getm().expect("a goroutine runs on an M");
+    let Some(g) = m.curg() else {
+        return f(); // on g0 or inside another blocking call
+    };
     entersyscall(m, g);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     exitsyscall(m, g);
     match r {
-        Ok(v) => v,
+        Ok(v) => {
+            // a runtime entry: honour sysmon's request (Go re-arms preemption on exit)
+            if super::sysmon::take_preempt_request(g) {
+                g.switch_to_g0(Switch::Preempt);
+            }
+            v
+        }
         Err(e) => std::panic::resume_unwind(e),
     }
 }
@@ -63,15 +71,19 @@ fn entersyscall(m: &'static M, g: &'static G) {
     m.oldp.store(p as *const P as *mut P, Ordering::Relaxed);
     m.p.store(std::ptr::null_mut(), Ordering::Relaxed);
     p.m.store(std::ptr::null_mut(), Ordering::Relaxed);
-    // From here sysmon may retake the P.
-    p.status.store(P_SYSCALL, Ordering::SeqCst); // seq_cst; pairs with retake's CAS
+    // From here sysmon may retake the P. Release publishes the stores above to the
+    // retaker, whose CAS acquires; nothing after this needs a StoreLoad fence (the exit
+    // path's CAS is what decides who owns the P).
+    p.status.store(P_SYSCALL, Ordering::Release);
     m.curg.store(std::ptr::null_mut(), Ordering::Relaxed);
 }
 
 /// Go: `exitsyscall`. Returns with the G running on `m` with a P.
 fn exitsyscall(m: &'static M, g: &'static G) {
     m.curg.store(g as *const G as *mut G, Ordering::Relaxed);
-    let oldp = m.oldp.swap(std::ptr::null_mut(), Ordering::Relaxed);
+    // only this M touches oldp: a load and a store, no locked swap
+    let oldp = m.oldp.load(Ordering::Relaxed);
+    m.oldp.store(std::ptr::null_mut(), Ordering::Relaxed);
     // SAFETY: Ps are leaked; oldp was set by entersyscall on this M.
     let oldp = unsafe { oldp.as_ref() }.expect("exitsyscall: no oldp");
     // Fast path: our P was not retaken.
@@ -82,8 +94,15 @@ fn exitsyscall(m: &'static M, g: &'static G) {
     {
         oldp.m.store(m as *const M as *mut M, Ordering::Relaxed);
         m.p.store(oldp as *const P as *mut P, Ordering::Relaxed);
-        g.cas_status(G_SYSCALL, G_RUNNING);
-        return;
+        if !super::procresize::must_retire(oldp) {
+            g.cas_status(G_SYSCALL, G_RUNNING);
+            return;
+        }
+        // The P was removed meanwhile (GOMAXPROCS shrank, or it was a relief P that is
+        // no longer lent): retire it now, since a goroutine looping on blocking calls
+        // would otherwise keep it (and the goroutines queued on it, which nobody steals
+        // from a P above the count) for ever. Then take another P like the slow path.
+        super::procresize::retire_held(m, oldp);
     }
     // It was: take any idle P.
     let p = SCHED.lock().pidleget();

@@ -186,25 +186,39 @@ fn retake_and_preempt(now: i64, procs: usize, ticks: &mut Vec<Tick>) -> Retake {
                 }
             }
         }
-        if status == super::p::P_SYSCALL {
-            // a blocking call must be seen for a whole tick before it is retaken
-            let sc = p.syscalltick.load(Ordering::Relaxed);
-            if sc != t.syscalltick {
-                t.syscalltick = sc;
-                t.syscallwhen = now;
-                continue;
-            }
-            r.retaken |= super::syscall::retake(p, now - t.syscallwhen);
-            continue;
-        }
-        if status != super::p::P_RUNNING {
+        if status != super::p::P_RUNNING && status != super::p::P_SYSCALL {
             continue;
         }
         if st != t.schedtick {
             t.schedtick = st;
             t.schedwhen = now;
             t.slice_start = now;
+        }
+        if status == super::p::P_SYSCALL {
+            // Go's sysretake: a goroutine looping on short blocking calls never shows
+            // one call for a whole tick, but it has held the P for a whole time slice.
+            // Unlike Go, only when goroutines wait for a P (in its queue or the global
+            // one): retaking from a lone caller only makes it queue and wait for a P
+            // (it halves the throughput of parallel blocking-call loops).
+            let sysretake = now - t.slice_start >= FORCE_PREEMPT_NS
+                && (!p.runq.is_empty() || SCHED.runqsize.load(Ordering::SeqCst) != 0);
+            // a blocking call must be seen for a whole tick before it is retaken
+            let sc = p.syscalltick.load(Ordering::Relaxed);
+            if !sysretake && sc != t.syscalltick {
+                t.syscalltick = sc;
+                t.syscallwhen = now;
+                continue;
+            }
+            let held = if sysretake {
+                FORCE_PREEMPT_NS
+            } else {
+                now - t.syscallwhen
+            };
+            r.retaken |= super::syscall::retake(p, held);
             continue;
+        }
+        if t.slice_start == now {
+            continue; // a new slice just started
         }
         // Ms and Gs are never freed, so a racy read names a live G (at worst one that
         // just finished its slice: it gets one extra, harmless request, or is counted as

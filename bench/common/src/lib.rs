@@ -53,6 +53,12 @@ pub const SYSCALL_HANDOFF_WORKERS: usize = 2;
 pub const ECHO_CONNS: usize = 100;
 /// Size of one `echo` message.
 pub const MSG_BYTES: usize = 64;
+/// `syscall_cost`: the raw and the wrapped loop alternate in this many timed rounds each
+/// (raw, wrapped, raw, ...), so that slow drift of the machine hits both alike.
+pub const SYSCALL_COST_ROUNDS: usize = 10;
+/// `syscall_cost`: untimed warm-up calls of each kind before the timed rounds (fewer if
+/// `n` is smaller).
+pub const SYSCALL_COST_WARMUP: usize = 100_000;
 
 /// The default `n` of a workload (the tokio `syscall_handoff_*` variants share
 /// `syscall_handoff`'s), or `None` for an unknown name.
@@ -63,7 +69,8 @@ pub fn default_n(workload: &str) -> Option<usize> {
     match base {
         "spawn" | "skynet" | "pingpong" | "yield" | "ring" | "mutex" | "syscall_handoff"
         | "echo" => Some(1_000_000),
-        "sleep" | "idle_mem" => Some(100_000),
+        "sleep" | "idle_mem" | "locked_pingpong" => Some(100_000),
+        "syscall_cost" => Some(2_000_000),
         _ => None,
     }
 }
@@ -123,7 +130,8 @@ fn usage(prog: &str, what: &str) -> ! {
     eprintln!("{prog}: {what}");
     eprintln!("usage: {prog} <workload> [n]   (env WORKERS, default 2)");
     eprintln!(
-        "workloads: spawn skynet pingpong yield ring sleep idle_mem mutex syscall_handoff echo"
+        "workloads: spawn skynet pingpong locked_pingpong yield ring sleep idle_mem mutex \
+         syscall_handoff syscall_cost echo"
     );
     process::exit(EXIT_USAGE);
 }
@@ -287,6 +295,174 @@ fn rank(len: usize, pct: usize) -> usize {
     (len * pct).div_ceil(100).max(1)
 }
 
+/// `syscall_cost`: which of the two `getppid` loops a step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Getppid {
+    /// The bare system call (Go `syscall.RawSyscall`, Rust `libc::getppid()`).
+    Raw,
+    /// The same call inside the runtime's wrapper (Go `syscall.Syscall`, i.e.
+    /// entersyscall/exitsyscall; gort `gort::blocking`; tokio `block_in_place`).
+    Wrapped,
+}
+
+/// One step of a `syscall_cost` measurement: `calls` calls of one kind, timed or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Which loop.
+    pub kind: Getppid,
+    /// How many calls (in all, whatever the number of goroutines making them).
+    pub calls: usize,
+    /// False for the warm-up.
+    pub timed: bool,
+}
+
+/// The steps of a `syscall_cost` measurement of `n` calls of each kind: a warm-up of
+/// `min(n, SYSCALL_COST_WARMUP)` raw then wrapped calls, then [`SYSCALL_COST_ROUNDS`]
+/// rounds of (raw, wrapped), whose timed calls add up to exactly `n` of each kind.
+pub fn syscall_cost_steps(n: usize) -> Vec<Step> {
+    let warm = n.min(SYSCALL_COST_WARMUP);
+    let mut steps = Vec::new();
+    for kind in [Getppid::Raw, Getppid::Wrapped] {
+        steps.push(Step {
+            kind,
+            calls: warm,
+            timed: false,
+        });
+    }
+    for r in 0..SYSCALL_COST_ROUNDS {
+        let calls = n * (r + 1) / SYSCALL_COST_ROUNDS - n * r / SYSCALL_COST_ROUNDS;
+        for kind in [Getppid::Raw, Getppid::Wrapped] {
+            steps.push(Step {
+                kind,
+                calls,
+                timed: true,
+            });
+        }
+    }
+    steps
+}
+
+/// Splits `calls` over `goroutines` as evenly as possible: the share of goroutine `i`.
+pub fn share(calls: usize, goroutines: usize, i: usize) -> usize {
+    calls / goroutines + usize::from(i < calls % goroutines)
+}
+
+/// The timed rounds of one `syscall_cost` measurement (single goroutine or parallel).
+/// The figures are medians over the rounds, so that one round hit by a stall of the
+/// machine (a few ms of steal time on a VM) does not move them.
+#[derive(Debug, Clone, Default)]
+pub struct SyscallCost {
+    /// ns per call of each timed raw round.
+    raw: Vec<f64>,
+    /// ns per call of each timed wrapped round.
+    wrapped: Vec<f64>,
+    /// The timed wrapped rounds' total wall time.
+    wrapped_total: Duration,
+}
+
+impl SyscallCost {
+    /// Adds a step's wall time (ignored for the warm-up and for empty steps).
+    pub fn record(&mut self, step: Step, took: Duration) {
+        if !step.timed || step.calls == 0 {
+            return;
+        }
+        let ns = took.as_nanos() as f64 / step.calls as f64;
+        match step.kind {
+            Getppid::Raw => self.raw.push(ns),
+            Getppid::Wrapped => {
+                self.wrapped.push(ns);
+                self.wrapped_total += took;
+            }
+        }
+    }
+
+    /// Wall ns per raw call, the median over the rounds (for the parallel case: wall
+    /// time / all calls of a round, as Go's `RunParallel` reports ns/op).
+    pub fn raw_ns(&self) -> f64 {
+        median(&self.raw)
+    }
+
+    /// Wall ns per wrapped call, the median over the rounds.
+    pub fn wrapped_ns(&self) -> f64 {
+        median(&self.wrapped)
+    }
+
+    /// The wrapper's cost: wrapped minus raw, ns per call.
+    pub fn overhead_ns(&self) -> f64 {
+        self.wrapped_ns() - self.raw_ns()
+    }
+
+    /// The timed wrapped calls' total wall time.
+    pub fn wrapped_total(&self) -> Duration {
+        self.wrapped_total
+    }
+
+    /// Raw, wrapped and overhead ns per call, as measured.
+    pub fn figures(&self) -> CostFigures {
+        CostFigures {
+            raw_ns: self.raw_ns(),
+            wrapped_ns: self.wrapped_ns(),
+            overhead_ns: self.overhead_ns(),
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count); NaN if empty.
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The three figures of one `syscall_cost` case, ns per call.
+#[derive(Debug, Clone, Copy)]
+pub struct CostFigures {
+    /// A bare `getppid`.
+    pub raw_ns: f64,
+    /// The same call in the runtime's wrapper.
+    pub wrapped_ns: f64,
+    /// What the wrapper adds: `wrapped_ns - raw_ns`.
+    pub overhead_ns: f64,
+}
+
+/// The `syscall_cost` result line: `ns_per_op`/`total_ms` from `wrapped_total`, the single
+/// goroutine's plain loop of n wrapped calls; the extra fields give raw, wrapped and
+/// overhead ns per call for the single goroutine and for `workers` goroutines in
+/// parallel, and the wrapper's name.
+pub fn syscall_cost_report(
+    n: usize,
+    workers: usize,
+    wrapped_total: Duration,
+    single: CostFigures,
+    parallel: CostFigures,
+    wrapper: &str,
+) -> Report {
+    let f = |v: f64| format!("{v:.1}");
+    Report::new("syscall_cost", n, wrapped_total, workers)
+        .field("raw_ns", f(single.raw_ns))
+        .field("wrapped_ns", f(single.wrapped_ns))
+        .field("overhead_ns", f(single.overhead_ns))
+        .field("par_goroutines", workers)
+        .field("par_raw_ns", f(parallel.raw_ns))
+        .field("par_wrapped_ns", f(parallel.wrapped_ns))
+        .field("par_overhead_ns", f(parallel.overhead_ns))
+        .field("wrapper", wrapper)
+}
+
+/// The `locked_pingpong` result line: ns per round trip as `ns_per_op`, plus µs per round
+/// trip, the channel capacity and which goroutine was locked to its thread.
+pub fn locked_pingpong_report(n: usize, total: Duration, workers: usize) -> Report {
+    let us = total.as_nanos() as f64 / 1e3 / n as f64;
+    Report::new("locked_pingpong", n, total, workers)
+        .field("us_per_round_trip", format!("{us:.2}"))
+        .field("chan_capacity", 0)
+        .field("locked", "echoer")
+}
+
 /// The byte `echo` client `conn` puts in message `i`, so that a mixed-up echo is caught.
 pub fn echo_byte(conn: usize, i: usize) -> u8 {
     (conn.wrapping_mul(31).wrapping_add(i) % 251) as u8
@@ -324,5 +500,26 @@ mod tests {
         assert_eq!(default_n("idle_mem"), Some(100_000));
         assert_eq!(default_n("nope"), None);
         assert_eq!(skynet_expected(1_000_000), 499_999_500_000);
+        assert_eq!(default_n("syscall_cost"), Some(2_000_000));
+    }
+
+    #[test]
+    fn syscall_cost_steps_add_up() {
+        for n in [1, 7, 1000, 2_000_001] {
+            let steps = syscall_cost_steps(n);
+            for kind in [Getppid::Raw, Getppid::Wrapped] {
+                let timed: usize = steps
+                    .iter()
+                    .filter(|s| s.timed && s.kind == kind)
+                    .map(|s| s.calls)
+                    .sum();
+                assert_eq!(timed, n);
+            }
+            assert!(!steps[0].timed && !steps[1].timed);
+        }
+        assert_eq!(
+            (0..3).map(|i| share(10, 3, i)).collect::<Vec<_>>(),
+            [4, 3, 3]
+        );
     }
 }

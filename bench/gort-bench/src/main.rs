@@ -6,9 +6,12 @@
 //! waits for all with a leaked `&'static gort::sync::WaitGroup` (the rules' WaitGroup-like
 //! countdown latch, Go semantics).
 //!
-//! gort implements `spawn`, `skynet`, `pingpong`, `yield`, `ring`, `sleep`, `idle_mem`,
-//! `mutex` and `syscall_handoff` so far (`syscall_handoff` wraps the blocking libc sleep in
-//! `gort::blocking`, gort's `entersyscall`/`exitsyscall`; Go wraps its syscalls itself).
+//! gort implements `spawn`, `skynet`, `pingpong`, `locked_pingpong`, `yield`, `ring`,
+//! `sleep`, `idle_mem`, `mutex`, `syscall_handoff` and `syscall_cost` so far
+//! (`syscall_handoff` wraps the blocking libc sleep in `gort::blocking`, gort's
+//! `entersyscall`/`exitsyscall`; Go wraps its syscalls itself; `syscall_cost` measures that
+//! wrapper around a bare `getppid`; `locked_pingpong` pins one side with
+//! `gort::lock_os_thread`).
 //! Every other workload prints `unsupported workload <name>` on stderr and exits with
 //! status 3, which the runner shows as "—". To add one: write
 //! `fn name(n: usize, workers: usize) -> Report` below and list it in [`workload`].
@@ -21,9 +24,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bench_common::{
-    Args, BLOCK, BLOCKERS, GOROUTINES, IDLE_SETTLE, Lateness, RING_GOROUTINES, Report,
-    SKYNET_FANOUT, SLEEP, check_failed, check_skynet_n, exit_on_panic, idle_mem_fields, ms,
-    per_goroutine, skynet_expected, unsupported, vm_rss_bytes,
+    Args, BLOCK, BLOCKERS, GOROUTINES, Getppid, IDLE_SETTLE, Lateness, RING_GOROUTINES, Report,
+    SKYNET_FANOUT, SLEEP, SyscallCost, check_failed, check_skynet_n, exit_on_panic,
+    idle_mem_fields, locked_pingpong_report, ms, per_goroutine, share, skynet_expected,
+    syscall_cost_report, syscall_cost_steps, unsupported, vm_rss_bytes,
 };
 use gort::chan::{self, Receiver, Sender};
 use gort::sync::WaitGroup;
@@ -53,12 +57,14 @@ fn workload(name: &str) -> Option<Workload> {
         "spawn" => Some(spawn),
         "skynet" => Some(skynet),
         "pingpong" => Some(pingpong),
+        "locked_pingpong" => Some(locked_pingpong),
         "yield" => Some(yield_),
         "ring" => Some(ring),
         "idle_mem" => Some(idle_mem),
         "sleep" => Some(sleep),
         "mutex" => Some(mutex),
         "syscall_handoff" => Some(syscall_handoff),
+        "syscall_cost" => Some(syscall_cost),
         // Not yet: echo (netpoller).
         _ => None,
     }
@@ -178,6 +184,44 @@ fn pingpong(n: usize, workers: usize) -> Report {
     });
     wg.wait();
     Report::new("pingpong", n, start.elapsed(), workers).field("chan_capacity", 0)
+}
+
+/// locked_pingpong: pingpong where the echoing goroutine is locked to its OS thread
+/// (`gort::lock_os_thread`, Go's `runtime.LockOSThread`) and the driving one is not: every
+/// hand-off to the locked goroutine must wake its own thread. Checks every returned value
+/// and that the locked goroutine never runs on another thread.
+fn locked_pingpong(n: usize, workers: usize) -> Report {
+    let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+    let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+    let wg = latch(2);
+    let start = Instant::now();
+    go(move || {
+        gort::lock_os_thread();
+        // SAFETY: pthread_self has no preconditions; it reads the calling thread's id.
+        let thread = unsafe { libc::pthread_self() };
+        for _ in 0..n {
+            let v = ping_rx.recv().expect("locked_pingpong: recv ping");
+            // SAFETY: as above.
+            if unsafe { libc::pthread_self() } != thread {
+                check_failed("locked_pingpong: the locked goroutine moved to another thread");
+            }
+            pong_tx.send(v).expect("locked_pingpong: send pong");
+        }
+        gort::unlock_os_thread();
+        wg.done();
+    });
+    go(move || {
+        for i in 0..n as u64 {
+            ping_tx.send(i).expect("locked_pingpong: send ping");
+            let v = pong_rx.recv().expect("locked_pingpong: recv pong");
+            if v != i {
+                check_failed(format!("locked_pingpong: got {v} back, want {i}"));
+            }
+        }
+        wg.done();
+    });
+    wg.wait();
+    locked_pingpong_report(n, start.elapsed(), workers)
 }
 
 /// ring: 10,000 goroutines forward a token around a ring n/10,000 times over unbuffered
@@ -326,4 +370,61 @@ fn syscall_handoff(n: usize, workers: usize) -> Report {
     Report::new("syscall_handoff", n, total, workers)
         .field("yielders_done_ms", ms(yielders_done))
         .field("blocking", "gort_blocking")
+}
+
+/// `calls` calls of `getppid`, bare or inside `gort::blocking` (gort's
+/// entersyscall/exitsyscall); every result is checked against `want`.
+fn getppid_loop(kind: Getppid, calls: usize, want: libc::pid_t) {
+    let mut bad = 0usize;
+    match kind {
+        Getppid::Raw => {
+            for _ in 0..calls {
+                // SAFETY: getppid has no preconditions and cannot fail.
+                bad += usize::from(unsafe { libc::getppid() } != want);
+            }
+        }
+        Getppid::Wrapped => {
+            for _ in 0..calls {
+                // SAFETY: as above.
+                bad += usize::from(gort::blocking(|| unsafe { libc::getppid() }) != want);
+            }
+        }
+    }
+    if bad != 0 {
+        check_failed(format!(
+            "syscall_cost: {bad} getppid calls did not return {want}"
+        ));
+    }
+}
+
+/// syscall_cost: ns per bare `getppid` and per `gort::blocking(getppid)`, n calls each,
+/// first from this goroutine, then from `workers` goroutines in parallel (Go's
+/// `RunParallel`: wall time / all calls). Raw and wrapped alternate in rounds after a
+/// warm-up (`bench_common::syscall_cost_steps`).
+fn syscall_cost(n: usize, workers: usize) -> Report {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let want = unsafe { libc::getppid() };
+    let steps = syscall_cost_steps(n);
+    let mut single = SyscallCost::default();
+    for &step in &steps {
+        let t0 = Instant::now();
+        getppid_loop(step.kind, step.calls, want);
+        single.record(step, t0.elapsed());
+    }
+    let mut parallel = SyscallCost::default();
+    for &step in &steps {
+        let wg = latch(workers);
+        let t0 = Instant::now();
+        for i in 0..workers {
+            let calls = share(step.calls, workers, i);
+            go(move || {
+                getppid_loop(step.kind, calls, want);
+                wg.done();
+            });
+        }
+        wg.wait();
+        parallel.record(step, t0.elapsed());
+    }
+    let (total, single, parallel) = (single.wrapped_total(), single.figures(), parallel.figures());
+    syscall_cost_report(n, workers, total, single, parallel, "gort_blocking")
 }

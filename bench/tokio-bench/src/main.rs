@@ -6,8 +6,10 @@
 //! has a cyclic type), `mpsc::channel(1)` for pingpong and ring (capacity 0 panics),
 //! `oneshot` for idle_mem, `task::yield_now`, `time::sleep`, `sync::Mutex`,
 //! `std::thread::sleep` as the blocking call (plus the idiomatic variants
-//! `syscall_handoff_spawn_blocking` and `syscall_handoff_block_in_place`), `tokio::net` for
-//! echo, and an `AtomicUsize` + `tokio::sync::Notify` latch.
+//! `syscall_handoff_spawn_blocking` and `syscall_handoff_block_in_place`),
+//! `block_in_place(getppid)` as the wrapped call of `syscall_cost`, `tokio::net` for echo,
+//! and an `AtomicUsize` + `tokio::sync::Notify` latch. `locked_pingpong` is unsupported:
+//! tokio has no way to pin a task to a thread of the multi-thread runtime.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,9 +17,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bench_common::{
-    Args, BLOCK, BLOCKERS, ECHO_CONNS, GOROUTINES, IDLE_SETTLE, Lateness, MSG_BYTES,
-    RING_GOROUTINES, Report, SKYNET_FANOUT, SLEEP, check_failed, check_skynet_n, echo_byte,
-    exit_on_panic, idle_mem_fields, ms, per_goroutine, skynet_expected, unsupported, vm_rss_bytes,
+    Args, BLOCK, BLOCKERS, CostFigures, ECHO_CONNS, GOROUTINES, Getppid, IDLE_SETTLE, Lateness,
+    MSG_BYTES, RING_GOROUTINES, Report, SKYNET_FANOUT, SLEEP, SyscallCost, check_failed,
+    check_skynet_n, echo_byte, exit_on_panic, idle_mem_fields, ms, per_goroutine, share,
+    skynet_expected, syscall_cost_report, syscall_cost_steps, unsupported, vm_rss_bytes,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -56,7 +59,9 @@ async fn run(args: &Args) -> Report {
         "syscall_handoff" => syscall_handoff(n, w, BlockVia::ThreadSleep).await,
         "syscall_handoff_spawn_blocking" => syscall_handoff(n, w, BlockVia::SpawnBlocking).await,
         "syscall_handoff_block_in_place" => syscall_handoff(n, w, BlockVia::BlockInPlace).await,
+        "syscall_cost" => syscall_cost(n, w).await,
         "echo" => echo(n, w).await,
+        // locked_pingpong: no LockOSThread counterpart.
         other => unsupported(other),
     }
 }
@@ -385,6 +390,116 @@ async fn syscall_handoff(n: usize, workers: usize, blocking: BlockVia) -> Report
     Report::new(blocking.workload(), n, total, workers)
         .field("yielders_done_ms", ms(yielders_done))
         .field("blocking", blocking.label())
+}
+
+/// `calls` calls of `getppid`, bare or inside `block_in_place` (tokio's way to run a
+/// blocking call on a worker); every result is checked against `want`. With `yielding`,
+/// a `yield_now` follows every call, so that each call starts in a fresh poll.
+async fn getppid_calls(kind: Getppid, calls: usize, want: libc::pid_t, yielding: bool) {
+    let mut bad = 0usize;
+    for _ in 0..if yielding { calls } else { 1 } {
+        let calls = if yielding { 1 } else { calls };
+        match kind {
+            Getppid::Raw => {
+                for _ in 0..calls {
+                    // SAFETY: getppid has no preconditions and cannot fail.
+                    bad += usize::from(unsafe { libc::getppid() } != want);
+                }
+            }
+            Getppid::Wrapped => {
+                for _ in 0..calls {
+                    // SAFETY: as above.
+                    let p = tokio::task::block_in_place(|| unsafe { libc::getppid() });
+                    bad += usize::from(p != want);
+                }
+            }
+        }
+        if yielding {
+            tokio::task::yield_now().await;
+        }
+    }
+    if bad != 0 {
+        check_failed(format!(
+            "syscall_cost: {bad} getppid calls did not return {want}"
+        ));
+    }
+}
+
+/// One `syscall_cost` measurement (n calls of each kind, `bench_common::syscall_cost_steps`)
+/// from this task alone (`workers` = None) or from `workers` tasks in parallel (wall time
+/// / all calls).
+async fn getppid_cost(
+    n: usize,
+    want: libc::pid_t,
+    yielding: bool,
+    workers: Option<usize>,
+) -> SyscallCost {
+    let mut cost = SyscallCost::default();
+    for step in syscall_cost_steps(n) {
+        let t0 = Instant::now();
+        match workers {
+            None => getppid_calls(step.kind, step.calls, want, yielding).await,
+            Some(workers) => {
+                let latch = Latch::leak(workers);
+                for i in 0..workers {
+                    let calls = share(step.calls, workers, i);
+                    tokio::spawn(async move {
+                        getppid_calls(step.kind, calls, want, yielding).await;
+                        latch.done();
+                    });
+                }
+                latch.wait().await;
+            }
+        }
+        cost.record(step, t0.elapsed());
+    }
+    cost
+}
+
+/// syscall_cost: ns per bare `getppid` and per `block_in_place(getppid)`, n calls each,
+/// from this task and from `workers` tasks in parallel.
+///
+/// `block_in_place` hands the worker's core to another thread only if the calling thread
+/// still holds it, and the core comes back only when the poll ends: in a plain loop only
+/// the first call of a poll pays, the rest run on a thread that already gave its core
+/// away. The overhead is therefore measured per poll, as Go's `Syscall` and
+/// `gort::blocking` pay it on every call: two loops of n/10 calls (`yield_n`) with a
+/// `yield_now` after every call, one bare and one wrapped, whose difference is
+/// `overhead_ns`; `raw_ns` is the plain bare
+/// loop and `wrapped_ns = raw_ns + overhead_ns`. The plain loop's figures are the `loop_*`
+/// fields (and `ns_per_op`), the yielding loops' the `yield_*` fields.
+async fn syscall_cost(n: usize, workers: usize) -> Report {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let want = unsafe { libc::getppid() };
+    // The yielding loops cost µs per wrapped call: a tenth of the calls is plenty.
+    let yield_n = n.div_ceil(10);
+    let loop_single = getppid_cost(n, want, false, None).await;
+    let loop_par = getppid_cost(n, want, false, Some(workers)).await;
+    let yield_single = getppid_cost(yield_n, want, true, None).await;
+    let yield_par = getppid_cost(yield_n, want, true, Some(workers)).await;
+    let per_poll = |plain: &SyscallCost, yielding: &SyscallCost| CostFigures {
+        raw_ns: plain.raw_ns(),
+        wrapped_ns: plain.raw_ns() + yielding.overhead_ns(),
+        overhead_ns: yielding.overhead_ns(),
+    };
+    let f = |v: f64| format!("{v:.1}");
+    syscall_cost_report(
+        n,
+        workers,
+        loop_single.wrapped_total(),
+        per_poll(&loop_single, &yield_single),
+        per_poll(&loop_par, &yield_par),
+        "block_in_place",
+    )
+    .field("per_call", "yield_now")
+    .field("yield_n", yield_n)
+    .field("loop_wrapped_ns", f(loop_single.wrapped_ns()))
+    .field("loop_overhead_ns", f(loop_single.overhead_ns()))
+    .field("yield_raw_ns", f(yield_single.raw_ns()))
+    .field("yield_wrapped_ns", f(yield_single.wrapped_ns()))
+    .field("par_loop_overhead_ns", f(loop_par.overhead_ns()))
+    .field("par_yield_raw_ns", f(yield_par.raw_ns()))
+    .field("par_yield_wrapped_ns", f(yield_par.wrapped_ns()))
 }
 
 /// echo: a task-per-connection TCP echo server on 127.0.0.1 and 100 client tasks in the
