@@ -304,7 +304,8 @@ fn preempt_point_yields_after_a_time_slice() {
     });
 }
 
-/// Go: TestPreemptionAfterSyscall-like, and the sysmon issue's blocking-call check: 4
+/// Blocking calls hand off their P (tests/syscall.rs has the TestPreemptionAfterSyscall
+/// port; the 1 s variant with thread reclaim is below): 4
 /// goroutines block in the OS for 300 ms at GOMAXPROCS 2 while another keeps making
 /// progress; sysmon hands their Ps to other threads.
 #[test]

@@ -101,13 +101,15 @@ impl<T> Chan<T> {
             return Err(SendFail::Disconnected(v));
         }
         // SAFETY: lock held; queued sudogs are valid.
-        if let Some(sg) = unsafe { inner.recvq.dequeue() } {
+        if let Some(t) = unsafe { inner.recvq.dequeue() } {
             // SAFETY: a dequeued receiver's slot and waiter stay valid until we wake it.
+            // A blocked receiver's slot is `None`: write without reading (and dropping)
+            // it, so the cold line is only stored to.
             unsafe {
-                *(*sg).elem = Some(v);
-                (*sg).success = true;
-                return Ok(Some((*sg).wake_token()));
+                std::ptr::write(t.elem, Some(v));
+                (*t.sg).success = true;
             }
+            return Ok(Some(t.token));
         }
         if inner.buf.len() < self.cap {
             inner.buf.push_back(v);
@@ -125,13 +127,11 @@ impl<T> Chan<T> {
         // SAFETY: lock held.
         let inner = unsafe { self.inner() };
         // SAFETY: lock held; queued sudogs are valid.
-        if let Some(sg) = unsafe { inner.sendq.dequeue() } {
+        if let Some(t) = unsafe { inner.sendq.dequeue() } {
             // SAFETY: a dequeued sender's slot and waiter stay valid until we wake it.
             unsafe {
-                let theirs = (*(*sg).elem)
-                    .take()
-                    .expect("blocked sender without a value");
-                (*sg).success = true;
+                let theirs = (*t.elem).take().expect("blocked sender without a value");
+                (*t.sg).success = true;
                 let v = match inner.buf.pop_front() {
                     // the buffer is full: take its head, their value goes to the tail
                     Some(head) => {
@@ -140,7 +140,7 @@ impl<T> Chan<T> {
                     }
                     None => theirs, // unbuffered: straight from the sender
                 };
-                return Ok((v, Some((*sg).wake_token())));
+                return Ok((v, Some(t.token)));
             }
         }
         if let Some(v) = inner.buf.pop_front() {
@@ -279,12 +279,10 @@ impl<T> Chan<T> {
             };
             // SAFETY: as above.
             let sg = sg.or_else(|| unsafe { sendq.dequeue() });
-            let Some(sg) = sg else { break };
+            let Some(t) = sg else { break };
             // SAFETY: dequeued sudogs stay valid until their owner is woken.
-            unsafe {
-                (*sg).success = false;
-                wake.push((*sg).wake_token());
-            }
+            unsafe { (*t.sg).success = false };
+            wake.push(t.token);
         }
         wake
     }
