@@ -17,9 +17,8 @@ const STARVING: i32 = 4;
 const WAITER_SHIFT: i32 = 3;
 /// Go: `starvationThresholdNs`.
 const STARVATION_NS: i64 = 1_000_000;
-/// Go: `active_spin`, `active_spin_cnt`.
+/// Go: `active_spin` (each round backs off as `os::lock::backoff`, not Go's 30 `PAUSE`s).
 const ACTIVE_SPIN: u32 = 4;
-const ACTIVE_SPIN_CNT: u32 = 30;
 
 /// The lock itself, without data (Go's `sync.Mutex`).
 #[derive(Default)]
@@ -83,9 +82,8 @@ impl RawMutex {
                 {
                     awoke = true;
                 }
-                for _ in 0..ACTIVE_SPIN_CNT {
-                    std::hint::spin_loop();
-                }
+                // wait without touching the state's line (see os::lock::backoff)
+                crate::os::lock::backoff(iter);
                 iter += 1;
                 old = self.state.load(Ordering::Relaxed);
                 continue;
