@@ -312,3 +312,80 @@ fn dump_says_locked_to_thread() {
         gort::unlock_os_thread();
     });
 }
+
+/// Stress: goroutines lock and unlock their threads at random points while they talk
+/// over channels, sleep, yield and block in the OS, and GOMAXPROCS changes under them.
+/// Every locked stretch must stay on one thread; every message arrives exactly once; and
+/// nothing hangs (child process with a deadline). `GORT_STRESS=N` runs N times longer.
+#[test]
+fn lock_os_thread_stress() {
+    if !is_child() {
+        for debug in ["", "migrate=1"] {
+            let name = "lock_os_thread_stress";
+            let out = run_child_within(
+                name,
+                &[("GORT_MAXPROCS", "3"), ("GORT_DEBUG", debug)],
+                Duration::from_secs(120),
+            );
+            assert_child_ok(name, &out);
+        }
+        return;
+    }
+    let rounds = 2000 * common::stress_factor();
+    gort::run(move || {
+        const WORKERS: u64 = 16;
+        let (tx, rx) = gort::chan::bounded::<u64>(4);
+        let mut hs = Vec::new();
+        for w in 0..WORKERS {
+            let tx = tx.clone();
+            hs.push(gort::go(move || {
+                let mut seed = w.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let mut rnd = move || {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed
+                };
+                let mut locked_on: Option<ThreadId> = None;
+                for i in 0..rounds {
+                    match rnd() % 8 {
+                        0 if locked_on.is_none() => {
+                            gort::lock_os_thread();
+                            locked_on = Some(tid());
+                        }
+                        1 if locked_on.is_some() => {
+                            gort::unlock_os_thread();
+                            locked_on = None;
+                        }
+                        2 => gort::gosched(),
+                        3 => gort::time::sleep(Duration::from_micros(rnd() % 200)),
+                        4 => gort::blocking(|| std::thread::sleep(Duration::from_micros(50))),
+                        _ => tx.send(w * 1_000_000 + i).unwrap(),
+                    }
+                    if let Some(t) = locked_on {
+                        assert_eq!(tid(), t, "a locked goroutine moved");
+                    }
+                }
+                if locked_on.is_some() && w % 2 == 0 {
+                    gort::unlock_os_thread(); // odd workers exit locked: their threads end
+                }
+            }));
+        }
+        drop(tx);
+        let resizer = gort::go(|| {
+            for n in [1, 2, 3, 1, 3, 2, 3] {
+                gort::gomaxprocs(n);
+                gort::time::sleep(Duration::from_millis(3));
+            }
+        });
+        let mut seen = std::collections::HashSet::new();
+        for v in rx {
+            assert!(seen.insert(v), "message {v} arrived twice");
+        }
+        for h in hs {
+            h.join().unwrap();
+        }
+        resizer.join().unwrap();
+        assert!(!seen.is_empty());
+    });
+}

@@ -208,3 +208,77 @@ fn hogreport_names_the_goroutine() {
         gort::time::sleep(Duration::from_millis(30));
     });
 }
+
+/// Stress: hogs come and go (busy loops of 0-40 ms without a gort call) while other
+/// goroutines exchange messages, loop on blocking calls, and GOMAXPROCS changes. Nothing
+/// may hang or be lost, and once the hogs are done the relief Ps are withdrawn.
+/// `GORT_STRESS=N` runs N times longer.
+#[test]
+fn hogs_blocking_calls_and_resizes() {
+    if !is_child() {
+        let name = "hogs_blocking_calls_and_resizes";
+        let out = run_child_within(name, &[("GORT_MAXPROCS", "2")], Duration::from_secs(120));
+        assert_child_ok(name, &out);
+        return;
+    }
+    watchdog(Duration::from_secs(60 * stress_factor()), "hog stress");
+    gort::run(|| {
+        let rounds = 20 * stress_factor();
+        let hogs: Vec<_> = (0..3u64)
+            .map(|h| {
+                gort::go(move || {
+                    for r in 0..rounds {
+                        let t = Instant::now();
+                        let spin = Duration::from_millis((h * 7 + r * 13) % 41);
+                        while t.elapsed() < spin {
+                            std::hint::spin_loop();
+                        }
+                        gort::time::sleep(Duration::from_millis(1));
+                    }
+                })
+            })
+            .collect();
+        let (tx, rx) = gort::chan::bounded::<u64>(0);
+        let senders: Vec<_> = (0..4u64)
+            .map(|s| {
+                let tx = tx.clone();
+                gort::go(move || {
+                    for i in 0..rounds * 50 {
+                        if i % 10 == 0 {
+                            gort::blocking(|| std::thread::sleep(Duration::from_micros(100)));
+                        }
+                        tx.send(s * 1_000_000 + i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let resizer = gort::go(move || {
+            for i in 0..rounds {
+                gort::gomaxprocs(1 + (i as usize % 3));
+                gort::time::sleep(Duration::from_millis(5));
+            }
+            gort::gomaxprocs(2);
+        });
+        let mut n = 0u64;
+        let mut seen = std::collections::HashSet::new();
+        for v in rx {
+            assert!(seen.insert(v));
+            n += 1;
+        }
+        assert_eq!(n, 4 * rounds * 50);
+        for h in hogs.into_iter().chain(senders) {
+            h.join().unwrap();
+        }
+        resizer.join().unwrap();
+        let t = Instant::now();
+        while gort::stats().relief_procs != 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "relief never withdrawn"
+            );
+            gort::time::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(gort::gomaxprocs(0), 2);
+    });
+}
