@@ -351,6 +351,11 @@ impl G {
         self.is_main.set(main);
         self.last_m.store(std::ptr::null_mut(), Ordering::Relaxed);
         self.preempt.store(false, Ordering::Relaxed);
+        debug_assert!(
+            self.lockedm.load(Ordering::Relaxed).is_null(),
+            "a dead G was still wired to an M"
+        );
+        self.lockedm.store(std::ptr::null_mut(), Ordering::Relaxed);
         self.waitreason.store(0, Ordering::Relaxed);
         self.join.reset();
     }

@@ -246,12 +246,17 @@ pub(crate) fn ready_locked(gp: &'static G, lm: &'static M) -> bool {
     true
 }
 
-/// `gp` exited while wired to `m` (on `m`'s g0, after `goexit0`). Unwires it; returns
-/// whether `m`'s thread must end (Go: `mexit`): a worker M hands its P off and leaves
-/// the scheduler; a `run` caller's thread stays.
-pub(crate) fn exit_locked(m: &'static M, gp: &'static G) -> bool {
+/// `gp` returned while wired to `m` (on `m`'s g0, before `goexit0` frees it): unwires
+/// it and drops the nesting count.
+pub(crate) fn unwire_exited(m: &'static M, gp: &'static G) {
     m.locked_ext.set(0);
     unwire(m, gp);
+}
+
+/// After a goroutine exited while wired to `m` (unwired, `goexit0` done): returns
+/// whether `m`'s thread must end (Go: `mexit`): a worker M hands its P off and leaves
+/// the scheduler; a `run` caller's thread stays.
+pub(crate) fn exit_locked(m: &'static M) -> bool {
     if m.is_run {
         return false;
     }

@@ -220,10 +220,14 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
                 return Executed::Done;
             }
             corosensei::CoroutineResult::Return(()) => {
+                // Unwire before goexit0 frees the G for reuse: a new goroutine on this G
+                // must not start out wired to this (exiting) M.
+                let was_locked = std::ptr::eq(m.lockedg.load(Ordering::Relaxed), gp);
+                if was_locked {
+                    super::lockos::unwire_exited(m, gp);
+                }
                 super::proc::goexit0(p, gp);
-                if std::ptr::eq(m.lockedg.load(Ordering::Relaxed), gp)
-                    && super::lockos::exit_locked(m, gp)
-                {
+                if was_locked && super::lockos::exit_locked(m) {
                     return Executed::ThreadExit;
                 }
                 return Executed::Done;
