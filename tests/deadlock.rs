@@ -52,6 +52,16 @@ fn scenario(name: &str) {
         "empty_select" => gort::run(|| {
             gort::select! {}
         }),
+        // A goroutine that exits while locked ends its thread; the detector must not take
+        // the exiting thread for a foreign one (it once stayed silent and the program hung).
+        "locked_exit" => gort::run(|| {
+            let (_tx, rx) = gort::chan::bounded::<u8>(0);
+            gort::go(|| {
+                gort::lock_os_thread();
+                gort::time::sleep(Duration::from_millis(5));
+            });
+            let _ = rx.recv();
+        }),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -78,6 +88,12 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "empty_select",
+        want_code: 2,
+        want_stderr_start: "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine ",
+        want_stdout: "",
+    },
+    Case {
+        name: "locked_exit",
         want_code: 2,
         want_stderr_start: "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine ",
         want_stdout: "",
@@ -117,10 +133,19 @@ fn main() {
         if !filter.is_empty() && !filter.iter().any(|f| c.name.contains(f.as_str())) {
             continue;
         }
-        let out = Command::new(&exe)
+        let mut child = Command::new(&exe)
             .env("GORT_SCENARIO", c.name)
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("run scenario");
+        // a hang is a failure of its own, not a stuck test run
+        let t = std::time::Instant::now();
+        while child.try_wait().expect("wait").is_none() && t.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("scenario output");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let ok = out.status.code() == Some(c.want_code)

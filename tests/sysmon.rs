@@ -282,3 +282,50 @@ fn hogs_blocking_calls_and_resizes() {
         assert_eq!(gort::gomaxprocs(0), 2);
     });
 }
+
+/// Goroutines queued behind a hog on a P that GOMAXPROCS no longer counts: nobody steals
+/// from such a P, and it retires only when the hog yields, so sysmon moves its queue to
+/// the global queue. Here each hog waits (without a gort call) for the goroutines it
+/// queued itself, and GOMAXPROCS drops from 3 to 1 under them: without the rescue the
+/// hogs on the dropped Ps wait forever.
+#[test]
+fn queues_behind_hogs_on_removed_ps_are_rescued() {
+    if !is_child() {
+        let name = "queues_behind_hogs_on_removed_ps_are_rescued";
+        let out = run_child_within(name, &[("GORT_MAXPROCS", "3")], Duration::from_secs(60));
+        assert_child_ok(name, &out);
+        return;
+    }
+    watchdog(Duration::from_secs(20), "rescue of queues on removed Ps");
+    for round in 0..5 {
+        gort::gomaxprocs(3);
+        let started = Arc::new(AtomicU32::new(0));
+        let hogs: Vec<_> = (0..3)
+            .map(|_| {
+                let started = started.clone();
+                gort::go(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let done = Arc::new(AtomicU32::new(0));
+                    for _ in 0..3 {
+                        let done = done.clone();
+                        gort::go(move || {
+                            done.fetch_add(1, Ordering::SeqCst);
+                        });
+                    }
+                    // no gort call from here on: our children sit in our P's queue
+                    while done.load(Ordering::SeqCst) != 3 {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        while started.load(Ordering::SeqCst) != 3 {
+            std::thread::yield_now();
+        }
+        gort::gomaxprocs(1);
+        for h in hogs {
+            h.join().unwrap();
+        }
+        eprintln!("round {round} ok");
+    }
+}

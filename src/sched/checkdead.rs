@@ -19,6 +19,12 @@ use std::sync::atomic::Ordering;
 /// Checks for a whole-program deadlock (see the module docs). `l` proves `sched.lock` is
 /// held, so no M can leave the idle list meanwhile.
 pub(crate) fn checkdead(l: &Locked) {
+    checkdead_exiting(l, 0);
+}
+
+/// `checkdead` from a thread that is about to exit (`exiting` threads still show in
+/// /proc/self/task but are no longer Ms).
+pub(crate) fn checkdead_exiting(l: &Locked, exiting: i64) {
     let ms = SCHED.nworkers.load(Ordering::SeqCst) + SCHED.nrun_active.load(Ordering::SeqCst);
     // The timer M is not counted as idle: while it exists timers are pending, and while
     // it fires them they are no longer pending but their goroutines not yet runnable.
@@ -34,7 +40,7 @@ pub(crate) fn checkdead(l: &Locked) {
     if SCHED.local_work() {
         return;
     }
-    if foreign_threads(ms + SCHED.nsys.load(Ordering::SeqCst)) {
+    if foreign_threads(ms + SCHED.nsys.load(Ordering::SeqCst) + exiting) {
         return;
     }
     let Ok(gs) = SCHED.allgs.try_lock() else {

@@ -219,13 +219,15 @@ pub(crate) fn resetspinning(m: &'static M) {
     debug_assert!(m.is_spinning());
     stop_spinning(m);
     // Go wakes another spinner here unconditionally: a producer that saw this M
-    // spinning did not wake anyone, counting on it. Only work that is queued now can have
-    // been counted on that way (a producer publishes, then reads nmspinning; we decrement,
+    // spinning did not wake anyone, counting on it. Only work that is queued now (or a
+    // timer waiting for a timer M) can have been counted on that way (a producer publishes, then reads nmspinning; we decrement,
     // then read the queues: with the fences on both sides one of us sees the other), so
     // with nothing queued nobody is woken. This spares a futex wake-up and a third
     // spinning thread on every hand-off between two goroutines on a machine with an idle P.
     fence(Ordering::SeqCst); // pairs with the fence in wakep / the SeqCst runnext swap
-    if SCHED.any_work() {
+                             // Timers count as work too: `wake_for_timer` relies on a spinner becoming the timer M
+                             // when none exists.
+    if SCHED.any_work() || (crate::time::timers_pending() && !crate::time::timer_m_exists()) {
         wakep_after_seqcst_put();
     }
 }

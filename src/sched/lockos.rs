@@ -62,10 +62,11 @@ pub fn lock_os_thread() {
         return;
     };
     let mut m = getm().expect("a goroutine runs on an M");
-    if m.is_run && !ptr::eq(m.run_main.load(Ordering::Relaxed), g) && m.locked_ext.get() == 0 {
+    // loop: the worker the G was handed to may lose it to a thief that is another `run`
+    // caller's thread
+    while m.is_run && !ptr::eq(m.run_main.load(Ordering::Relaxed), g) && m.locked_ext.get() == 0 {
         g.switch_to_g0(Switch::LeaveRunM);
         m = getm().expect("a goroutine runs on an M");
-        debug_assert!(!m.is_run);
     }
     let n = m.locked_ext.get();
     if n == u32::MAX {
@@ -266,7 +267,7 @@ pub(crate) fn exit_locked(m: &'static M) -> bool {
     let l = SCHED.lock();
     SCHED.nworkers.fetch_sub(1, Ordering::SeqCst);
     SCHED.mcount.fetch_sub(1, Ordering::Relaxed);
-    super::checkdead::checkdead(&l);
+    super::checkdead::checkdead_exiting(&l, 1);
     true
 }
 

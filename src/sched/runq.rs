@@ -179,6 +179,39 @@ impl<T> LocalQueue<T> {
         }
     }
 
+    /// Takes everything queued, for a party that does not own the queue (sysmon rescuing
+    /// the queue of a P above GOMAXPROCS whose M is busy): `runnext` first, then the ring
+    /// in order. Safe against the owner's `put` and other consumers, like a steal.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn take_all(&self, out: &mut Vec<*mut T>) {
+        if let Some(next) = self.take_runnext() {
+            out.push(next);
+        }
+        loop {
+            let h = self.head.load(Acquire); // acquire; pairs with consumers' release CAS
+            let t = self.tail.load(Acquire); // acquire; pairs with the owner's release store in put
+            let n = t.wrapping_sub(h);
+            if n == 0 {
+                return;
+            }
+            if n > RUNQ_CAP {
+                continue; // read an inconsistent head/tail pair
+            }
+            let start = out.len();
+            for i in 0..n {
+                out.push(self.slot(h.wrapping_add(i)).load(Relaxed));
+            }
+            if self
+                .head
+                .compare_exchange(h, h.wrapping_add(n), Release, Relaxed) // release; our slot reads happen before reuse
+                .is_ok()
+            {
+                return;
+            }
+            out.truncate(start); // a consumer raced us: read again
+        }
+    }
+
     /// Thief side: copies about half of this queue into `dst`'s ring starting at index
     /// `dst_tail` and claims them; returns how many. With `steal_runnext`, an otherwise
     /// empty queue gives up its `runnext` (after `before_runnext`, which lets a running

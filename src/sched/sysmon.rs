@@ -77,6 +77,8 @@ struct Tick {
     slice_start: i64,
     /// The slice's goroutine was found hogging (a relief P is lent for it); its id.
     hog: Option<u64>,
+    /// The P was running or in a blocking call last round (its slice fields are valid).
+    watched: bool,
 }
 
 fn run() {
@@ -91,7 +93,8 @@ fn run() {
             delay = (delay * 2).min(Duration::from_millis(10));
         }
         let procs = SCHED.procs();
-        let all_idle = SCHED.npidle.load(Ordering::SeqCst) as usize == procs;
+        // every P idle, and none above the count still held (an M retiring it later)
+        let all_idle = SCHED.npidle.load(Ordering::SeqCst) as usize == procs && !held_above(procs);
         if all_idle && !crate::time::timers_pending() {
             // Deep sleep until a P is acquired (Go: sysmonwait).
             let gen = PARK.load(Ordering::SeqCst);
@@ -109,6 +112,7 @@ fn run() {
         let now = nanotime();
         let mut did = false;
         did |= overdue_timers(now, delay);
+        did |= rescue_above(procs);
         did |= stranded_work();
         // every P that exists: a P retired by a GOMAXPROCS decrease may still be held by
         // an M in a blocking call, with goroutines queued behind it
@@ -135,6 +139,35 @@ fn overdue_timers(now: i64, delay: Duration) -> bool {
         return false;
     }
     crate::time::run_all_due(now) > 0
+}
+
+/// Whether some P at or above `procs` is still held by an M (it retires at its M's next
+/// scheduling round, which a hog or a blocking-call loop may put off indefinitely).
+fn held_above(procs: usize) -> bool {
+    (procs..super::schedt::MAX_PROCS)
+        .map_while(|i| SCHED.p(i))
+        .any(|p| p.status.load(Ordering::SeqCst) != super::p::P_DEAD)
+}
+
+/// Goroutines queued on a P at or above `procs` (GOMAXPROCS shrank, or a relief P was
+/// withdrawn) while its M is busy: nobody steals from or counts such a P, so move them to
+/// the global queue. Returns whether it moved any.
+fn rescue_above(procs: usize) -> bool {
+    let mut gs = Vec::new();
+    for p in (procs..super::schedt::MAX_PROCS).map_while(|i| SCHED.p(i)) {
+        if p.status.load(Ordering::SeqCst) != super::p::P_DEAD && !p.runq.is_empty() {
+            p.runq.take_all(&mut gs);
+        }
+    }
+    if gs.is_empty() {
+        return false;
+    }
+    let mut l = SCHED.lock();
+    // SAFETY: the run queues only hold pointers made from `&'static G`.
+    l.globrunqputbatch(gs.iter().map(|&g| unsafe { &*g }));
+    drop(l);
+    super::idle::wakep();
+    true
 }
 
 /// 2. Runnable goroutines queued while Ps are idle and nobody is looking for work.
@@ -187,9 +220,13 @@ fn retake_and_preempt(now: i64, procs: usize, ticks: &mut Vec<Tick>) -> Retake {
             }
         }
         if status != super::p::P_RUNNING && status != super::p::P_SYSCALL {
+            t.watched = false;
             continue;
         }
-        if st != t.schedtick {
+        if !t.watched || st != t.schedtick {
+            // a new slice, or a P we were not watching (new, relief, or idle last round):
+            // its slice is counted from now, not from whenever schedtick last moved
+            t.watched = true;
             t.schedtick = st;
             t.schedwhen = now;
             t.slice_start = now;
