@@ -18,6 +18,18 @@ fn watchdog(limit: Duration, what: &'static str) {
     });
 }
 
+/// Waits (at most 5 s) until sysmon has withdrawn every relief P.
+fn wait_relief_withdrawn() {
+    let t = Instant::now();
+    while gort::stats().relief_procs != 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "relief P never withdrawn"
+        );
+        gort::time::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Go: TestPreemption. Two goroutines busy-wait on an atomic turn variable without ever
 /// calling gort, at GOMAXPROCS 1: each hand-off needs the other goroutine to run while
 /// the first still spins, which only sysmon's hog hand-off (a relief P) makes possible.
@@ -87,14 +99,7 @@ fn relief_procs_are_withdrawn() {
         assert!(lent.relief_procs >= 1, "a relief P is lent: {lent:?}");
         stop.store(true, Ordering::Relaxed);
         hog.join().unwrap();
-        let t = Instant::now();
-        while gort::stats().relief_procs != 0 {
-            assert!(
-                t.elapsed() < Duration::from_secs(5),
-                "relief P never withdrawn"
-            );
-            gort::time::sleep(Duration::from_millis(1));
-        }
+        wait_relief_withdrawn();
         assert_eq!(gort::gomaxprocs(0), 1);
     });
 }
@@ -271,14 +276,7 @@ fn hogs_blocking_calls_and_resizes() {
             h.join().unwrap();
         }
         resizer.join().unwrap();
-        let t = Instant::now();
-        while gort::stats().relief_procs != 0 {
-            assert!(
-                t.elapsed() < Duration::from_secs(5),
-                "relief never withdrawn"
-            );
-            gort::time::sleep(Duration::from_millis(1));
-        }
+        wait_relief_withdrawn();
         assert_eq!(gort::gomaxprocs(0), 2);
     });
 }

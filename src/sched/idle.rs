@@ -176,14 +176,22 @@ fn stopm_inner(m: &'static M, reclaim: bool, spin: Option<std::time::Duration>) 
         m.park.sleep();
     }
     m.blocked.store(false, Ordering::Relaxed);
+    acquire_handed_p(m, "stopm");
+    true
+}
+
+/// After `m` woke from its `park` note: clears the note and takes the P whoever woke it
+/// left in `nextp` (`startm`, `startlockedm`, `ready_locked`). `who` names the caller in
+/// the throw if there is none.
+pub(crate) fn acquire_handed_p(m: &'static M, who: &str) {
     m.park.clear();
     let p = m.nextp.swap(ptr::null_mut(), Ordering::Relaxed);
-    // SAFETY: startm stored a leaked P before waking us (the note's acquire orders it).
+    // SAFETY: the waker stored a leaked P before firing the note (its release, our
+    // acquire in the note's sleep, order it).
     match unsafe { p.as_ref() } {
         Some(p) => acquirep(m, p),
-        None => crate::throw!("stopm: woken without a P"),
+        None => crate::throw!("{who}: woken without a P"),
     }
-    true
 }
 
 /// Hands off `p` from an M that stops running Gs (Go: `handoffp`): start an M for it if

@@ -21,7 +21,7 @@
 //! goroutine running there, which is the locked one whenever the count is non-zero.
 
 use super::g::{Switch, G, G_RUNNABLE};
-use super::idle::{acquirep, handoff_p, releasep};
+use super::idle::{handoff_p, releasep};
 use super::m::{getg, getm, M};
 use super::schedt::SCHED;
 use std::ptr;
@@ -179,13 +179,7 @@ pub(crate) fn stoplockedm(m: &'static M) -> &'static G {
     m.blocked.store(true, Ordering::Relaxed);
     m.park.sleep_spin(HANDOFF_SPIN);
     m.blocked.store(false, Ordering::Relaxed);
-    m.park.clear();
-    let p = m.nextp.swap(ptr::null_mut(), Ordering::Relaxed);
-    // SAFETY: startlockedm stored a leaked P before waking us (the note orders it).
-    match unsafe { p.as_ref() } {
-        Some(p) => acquirep(m, p),
-        None => crate::throw!("stoplockedm: woken without a P"),
-    }
+    super::idle::acquire_handed_p(m, "stoplockedm");
     if gp.status() != G_RUNNABLE {
         crate::throw!(
             "stoplockedm: not runnable (goroutine {} status {})",
