@@ -107,20 +107,28 @@ impl RawLock {
     }
 }
 
-/// First back-off of a contended lock, doubled on each retry.
+/// Second back-off of a contended lock, doubled on each later retry.
 #[cfg(not(loom))]
-const BACKOFF_BASE_NS: u64 = 1000;
+const BACKOFF_BASE_NS: u64 = 2000;
 
-/// Waits before the `i`-th retry of a contended lock without touching its line:
-/// `BACKOFF_BASE_NS << i` (1, 2, 4, 8 µs over the 4 retries). Go's `lock2` retries after
-/// 30 `PAUSE`s; on the 2-vCPU machine we measure on, a cache line moving between the CPUs
-/// costs so much that letting the holder's CPU keep it for a few microseconds (taking the
-/// lock again meanwhile) is worth far more than the wait: Go's channel producer/consumer
-/// benchmarks run 2-3x faster (`bench/chanbench`), a contended `sync::Mutex` ~1.5x. A
-/// futex sleep and wake-up, the alternative, costs tens of microseconds.
+/// Waits before the `i`-th retry of a contended lock without touching its line: first
+/// Go's 30 `PAUSE`s (a lock held for a few instructions is free by then), then
+/// `BACKOFF_BASE_NS << (i - 1)` (2, 4, 8 µs). On the 2-vCPU machine we measure on, a
+/// cache line moving between the CPUs costs so much that, under real contention, letting
+/// the holder's CPU keep it for a few microseconds (taking the lock again meanwhile) is
+/// worth far more than the wait: Go's channel producer/consumer benchmarks run 2-3x
+/// faster (`bench/chanbench`), a contended `sync::Mutex` ~1.3x. A futex sleep and wake-up,
+/// the alternative, costs tens of microseconds. Backing off from the first retry cost
+/// skynet (ten children sending to one parent) ~10%; the quick first retry keeps that.
 #[cfg(not(loom))]
 pub(crate) fn backoff(i: u32) {
-    let d = std::time::Duration::from_nanos(BACKOFF_BASE_NS << i.min(8));
+    if i == 0 {
+        for _ in 0..ACTIVE_SPIN_CNT {
+            std::hint::spin_loop();
+        }
+        return;
+    }
+    let d = std::time::Duration::from_nanos(BACKOFF_BASE_NS << (i - 1).min(8));
     let t = std::time::Instant::now();
     while t.elapsed() < d {
         for _ in 0..ACTIVE_SPIN_CNT {
