@@ -19,12 +19,6 @@ use std::sync::atomic::Ordering;
 /// Checks for a whole-program deadlock (see the module docs). `l` proves `sched.lock` is
 /// held, so no M can leave the idle list meanwhile.
 pub(crate) fn checkdead(l: &Locked) {
-    checkdead_exiting(l, 0);
-}
-
-/// `checkdead` from a thread that is about to exit (`exiting` threads still show in
-/// /proc/self/task but are no longer Ms).
-pub(crate) fn checkdead_exiting(l: &Locked, exiting: i64) {
     let ms = SCHED.nworkers.load(Ordering::SeqCst) + SCHED.nrun_active.load(Ordering::SeqCst);
     // The timer M is not counted as idle: while it exists timers are pending, and while
     // it fires them they are no longer pending but their goroutines not yet runnable.
@@ -40,7 +34,7 @@ pub(crate) fn checkdead_exiting(l: &Locked, exiting: i64) {
     if SCHED.local_work() {
         return;
     }
-    if foreign_threads(ms + SCHED.nsys.load(Ordering::SeqCst) + exiting) {
+    if foreign_threads(ms + SCHED.nsys.load(Ordering::SeqCst)) {
         return;
     }
     let Ok(gs) = SCHED.allgs.try_lock() else {
@@ -61,14 +55,37 @@ pub(crate) fn checkdead_exiting(l: &Locked, exiting: i64) {
     crate::debug::fatal("all goroutines are asleep - deadlock!");
 }
 
-/// Whether the process has threads besides the runtime's `ms` Ms.
+/// Whether the process has threads besides the runtime's `ms` Ms. Threads of Ms that
+/// left the runtime (reclaimed idle Ms, Ms whose locked goroutine exited) may linger in
+/// /proc/self/task for a moment after the decision: they are not counted (otherwise the
+/// last check of a deadlocked program could take one for a foreign thread and stay
+/// silent for ever). A dead M's id is forgotten once its thread is gone, so a later
+/// foreign thread that reuses the id counts.
 fn foreign_threads(ms: i64) -> bool {
     #[cfg(target_os = "linux")]
     {
-        match std::fs::read_dir("/proc/self/task") {
-            Ok(d) => d.count() as i64 > ms,
-            Err(_) => true,
+        let Ok(d) = std::fs::read_dir("/proc/self/task") else {
+            return true;
+        };
+        let tids: Vec<i64> = d
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        let Ok(allm) = SCHED.allm.try_lock() else {
+            return true; // cannot tell: stay silent
+        };
+        let mut lingering = 0;
+        for m in allm.iter().filter(|m| m.dead.load(Ordering::SeqCst)) {
+            let tid = m.tid.load(Ordering::Relaxed);
+            if tid == 0 {
+                continue;
+            }
+            if tids.contains(&tid) {
+                lingering += 1;
+            } else {
+                m.tid.store(0, Ordering::Relaxed); // gone: its id may be reused
+            }
         }
+        tids.len() as i64 - lingering > ms
     }
     #[cfg(not(target_os = "linux"))]
     {

@@ -163,6 +163,8 @@ fn stopm_inner(m: &'static M, reclaim: bool, spin: Option<std::time::Duration>) 
                     SCHED.nworkers.fetch_sub(1, Ordering::SeqCst);
                     SCHED.mcount.fetch_sub(1, Ordering::Relaxed);
                     SCHED.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
+                    // from here the thread is on its way out (checkdead discounts it)
+                    m.dead.store(true, Ordering::SeqCst);
                     drop(l);
                     m.blocked.store(false, Ordering::Relaxed);
                     return false;

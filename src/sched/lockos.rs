@@ -261,7 +261,9 @@ pub(crate) fn exit_locked(m: &'static M) -> bool {
     let l = SCHED.lock();
     SCHED.nworkers.fetch_sub(1, Ordering::SeqCst);
     SCHED.mcount.fetch_sub(1, Ordering::Relaxed);
-    super::checkdead::checkdead_exiting(&l, 1);
+    // from here the thread is on its way out (checkdead discounts it)
+    m.dead.store(true, Ordering::SeqCst);
+    super::checkdead::checkdead(&l);
     true
 }
 
