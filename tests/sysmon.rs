@@ -3,10 +3,18 @@
 
 mod common;
 
-use common::{assert_child_ok, is_child, run_child_within, stress_factor};
+use common::{assert_child_ok, is_child, stress_factor};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// `common::run_child_within`, one child at a time: these children spin hogs on every
+/// CPU or measure timer lateness, so two running at once would measure each other.
+fn run_child_within(name: &str, env: &[(&str, &str)], limit: Duration) -> std::process::Output {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    common::run_child_within(name, env, limit)
+}
 
 /// Fails the child if it runs longer than `limit` (a hang must be a failure, not a CI
 /// timeout). The parent kills the child later still.

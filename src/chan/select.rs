@@ -284,6 +284,25 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         let j = (fastrand() % (i as u64 + 1)) as usize;
         poll.swap(i, j);
     }
+    if block {
+        // Fast pass for a blocking select: take the first case, in poll order, that is
+        // ready when looked at under its own lock. Any such case is a valid choice (it
+        // was ready at that instant), random poll order keeps the choice uniform among
+        // cases that stay ready, and it needs one lock instead of all of them. (A select
+        // with `default` must not do this: it may only take `default` if no case was
+        // ready at one instant, which needs all locks at once: TestNonblockSelectRace.)
+        for &i in poll.iter() {
+            cases[i].lock();
+            let r = cases[i].try_now();
+            cases[i].unlock();
+            if let Some(w) = r {
+                if let Some(w) = w {
+                    w.wake(); // try_now dequeued its sudog: we alone wake it
+                }
+                return Some(i);
+            }
+        }
+    }
     // Start the lock order from the poll order and sort stably, so that cases on the
     // same channel are enqueued in random order too (Go: "start with the pollorder to
     // permute cases on the same channel"); otherwise a later partner always takes the

@@ -79,6 +79,8 @@ struct Tick {
     hog: Option<u64>,
     /// The P was running or in a blocking call last round (its slice fields are valid).
     watched: bool,
+    /// Kernel id of the hog's thread, whose slice sysmon lengthened (0: none).
+    hog_tid: i64,
 }
 
 fn run() {
@@ -211,6 +213,10 @@ fn retake_and_preempt(now: i64, procs: usize, ticks: &mut Vec<Tick>) -> Retake {
                 // the hog gave way (or entered a blocking call, or its P went idle)
                 t.hog = None;
                 hogs_changed = true;
+                if t.hog_tid != 0 {
+                    crate::os::thread::short_slice_of(t.hog_tid);
+                    t.hog_tid = 0;
+                }
                 if settings().debug.hogreport {
                     eprintln!(
                         "gort: hogreport: goroutine {goid} gave way after {}ms",
@@ -274,6 +280,12 @@ fn retake_and_preempt(now: i64, procs: usize, ticks: &mut Vec<Tick>) -> Retake {
             let goid = g.goid.load(Ordering::Relaxed);
             t.hog = Some(goid);
             hogs_changed = true;
+            // the hog's thread gets the kernel's default slice back, so the threads
+            // running everything else (short slices) preempt it when they wake
+            if let Some(m) = p_m(p) {
+                t.hog_tid = m.tid.load(Ordering::Relaxed);
+                crate::os::thread::set_slice(t.hog_tid, 0);
+            }
             SCHED.counters.hogs.fetch_add(1, Ordering::Relaxed);
             if settings().debug.hogreport {
                 let at = g.gopc();
