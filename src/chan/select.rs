@@ -6,7 +6,8 @@
 //!    the channels in address *lock order* (so two selects never deadlock); lock every
 //!    channel once, even if it appears in several cases.
 //! 2. Pass 1: in poll order, complete the first case that is ready (a partner waiting,
-//!    buffer room or values, or a closed channel).
+//!    buffer room or values, or a closed channel). A select without `default` first
+//!    tries the cases one lock at a time (see `select_impl`; docs/design/channels.md).
 //! 3. If none is ready and there is a `default`, unlock and take it.
 //! 4. Pass 2: enqueue a sudog for every case, all sharing one waiter, and park; the
 //!    unlock function releases every channel.
