@@ -1,6 +1,7 @@
 //! A tour of gort: a million goroutines alive at once, a work-stealing fan-out,
-//! yielding goroutines, a channel pipeline with `select!`, and 100,000 sleepers, each
-//! with what it cost.
+//! yielding goroutines, a channel pipeline with `select!`, 100,000 sleepers, goroutines
+//! that hog every CPU without ever calling gort, and blocking calls and a goroutine
+//! locked to its thread: each with what it cost.
 //!
 //! Run it with `cargo run --release --example tour`.
 
@@ -182,6 +183,105 @@ fn sleepers(n: usize) {
     );
 }
 
+/// Goroutines that spin without any gort call on every P: sysmon lends their queues
+/// relief Ps (the hog hand-off), so sleepers and a ping-pong keep going meanwhile.
+fn hogs(ms: u64) {
+    let procs = gort::gomaxprocs(0);
+    let stop: &'static std::sync::atomic::AtomicBool =
+        Box::leak(Box::new(std::sync::atomic::AtomicBool::new(false)));
+    let hogs: Vec<_> = (0..procs)
+        .map(|_| {
+            gort::go(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n = n.wrapping_add(1); // no gort call: no preemption point
+                }
+                n
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    let mut late: Vec<std::time::Duration> = Vec::new();
+    while t.elapsed() < std::time::Duration::from_millis(ms) {
+        let t0 = Instant::now();
+        gort::time::sleep(std::time::Duration::from_millis(1));
+        late.push(t0.elapsed() - std::time::Duration::from_millis(1));
+    }
+    let naps = late.len();
+    let first = late[0];
+    let mut rest = late.split_off(1);
+    rest.sort();
+    let median = rest.get(rest.len() / 2).copied().unwrap_or_default();
+    let worst = rest.last().copied().unwrap_or_default();
+    let relief = gort::stats().relief_procs;
+    stop.store(true, Ordering::Relaxed);
+    for h in hogs {
+        h.join().unwrap();
+    }
+    println!(
+        "6. {procs} goroutines spinning with no gort call on all {procs} Ps for {ms} ms: \
+         meanwhile main slept 1 ms {naps} times (the first {} us late, before sysmon saw \
+         the hogs; after it median {} us, worst {} us late; {relief} relief Ps lent by the \
+         hog hand-off, {} hogs seen)",
+        first.as_micros(),
+        median.as_micros(),
+        worst.as_micros(),
+        gort::stats().hogs
+    );
+}
+
+/// Goroutines in blocking calls hand their P on; a goroutine locked to its thread
+/// ping-pongs with an unlocked one.
+fn blocking_and_locked(rounds: u64) {
+    let t = Instant::now();
+    let blockers: Vec<_> = (0..8)
+        .map(|_| {
+            gort::go(|| {
+                gort::blocking(|| std::thread::sleep(std::time::Duration::from_millis(100)))
+            })
+        })
+        .collect();
+    let yields = gort::go(|| {
+        let mut n = 0u64;
+        let t = Instant::now();
+        while t.elapsed() < std::time::Duration::from_millis(50) {
+            gort::gosched();
+            n += 1;
+        }
+        n
+    });
+    let n = yields.join().unwrap();
+    for b in blockers {
+        b.join().unwrap();
+    }
+    let blocked = t.elapsed();
+    let (ping_tx, ping_rx) = gort::chan::bounded::<u64>(0);
+    let (pong_tx, pong_rx) = gort::chan::bounded::<u64>(0);
+    let echo = gort::go(move || {
+        gort::lock_os_thread();
+        let me = std::thread::current().id();
+        for v in ping_rx {
+            assert_eq!(std::thread::current().id(), me, "a locked goroutine moved");
+            pong_tx.send(v).unwrap();
+        }
+    });
+    let t = Instant::now();
+    for i in 0..rounds {
+        ping_tx.send(i).unwrap();
+        assert_eq!(pong_rx.recv().unwrap(), i);
+    }
+    let rt = t.elapsed();
+    drop(ping_tx);
+    echo.join().unwrap();
+    println!(
+        "7. 8 goroutines blocked 100 ms in the OS while another yielded {n} times in 50 ms \
+         (all done in {:.0} ms); a goroutine locked to its thread answered {rounds} pings \
+         at {:.1} us per round trip",
+        blocked.as_secs_f64() * 1e3,
+        rt.as_secs_f64() * 1e6 / rounds as f64
+    );
+}
+
 #[gort::main]
 fn main() {
     println!(
@@ -195,6 +295,8 @@ fn main() {
     yields(1000, 1000);
     pipeline(200_000);
     sleepers(100_000);
+    hogs(200);
+    blocking_and_locked(20_000);
     let s = gort::stats();
     println!(
         "runtime: {} threads, {} goroutines created, {} stacks carved (guard pages by {:?}), \
