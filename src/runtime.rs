@@ -125,7 +125,7 @@ where
     if m.p().is_some() {
         let done = || handle.is_finished();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::sched::schedule::schedule(m, Some(&done))
+            crate::sched::schedule::schedule_main(m, g, &done)
         }));
         if r.is_err() {
             // the scheduler itself panicked on this thread: runtime state is unknown

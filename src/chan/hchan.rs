@@ -248,8 +248,9 @@ impl<T> Chan<T> {
         inner.closed = true;
         let wake = Self::fail_all(&mut inner.recvq, &mut inner.sendq, true);
         self.lock.unlock();
-        for w in wake {
+        for (i, w) in wake.into_iter().enumerate() {
             w.wake(); // we dequeued each of them
+            crate::sched::park::preempt_every(i as u32);
         }
         true
     }
@@ -262,8 +263,9 @@ impl<T> Chan<T> {
         inner.rx_gone = true;
         let wake = Self::fail_all(&mut inner.recvq, &mut inner.sendq, false);
         self.lock.unlock();
-        for w in wake {
+        for (i, w) in wake.into_iter().enumerate() {
             w.wake(); // we dequeued each of them
+            crate::sched::park::preempt_every(i as u32);
         }
     }
 

@@ -96,6 +96,17 @@ pub fn preempt_point() {
     }
 }
 
+/// For loops inside the runtime that wake many goroutines (a `WaitGroup` reaching zero,
+/// a channel closed under many waiters, `notify_all`): every 64th iteration, honour a
+/// preempt request, so that waking a million waiters does not hold the P for a time slice
+/// and more (sysmon would take it for a hog).
+#[inline]
+pub(crate) fn preempt_every(i: u32) {
+    if i % 64 == 63 {
+        preempt_point();
+    }
+}
+
 /// Yields the processor: the goroutine goes to the back of its P's run queue and runs
 /// again after the goroutines queued there (Go: `runtime.Gosched`, which uses the global
 /// queue; gort uses the local one, like Go's internal `goyield`, which avoids a global

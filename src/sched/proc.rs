@@ -72,6 +72,12 @@ where
         }
     }
     gp.cas_status(G_DEAD, G_RUNNABLE);
+    if opts.main && p.is_some() {
+        // A `run` call's main goroutine on a thread that holds a P: the caller runs it
+        // itself, first (`schedule::schedule_main`), as Go's m0 runs main. Queued, it
+        // could be stolen by a spinning M before the caller gets to schedule.
+        return Ok((gp, goid));
+    }
     let spilled = match p {
         Some(p) => {
             let s = runqput(p, gp, true);

@@ -107,6 +107,28 @@ pub(crate) fn schedule(m: &'static M, until: Option<&dyn Fn() -> bool>) {
     }
 }
 
+/// The scheduler loop of a `run` caller's M that holds a P, starting with that run's
+/// main goroutine `gp` (created runnable but not queued: see `newproc`), which it runs
+/// before anything else, as Go's m0 runs `main` (and as `lock_os_thread` in main then
+/// wires the caller's own thread).
+pub(crate) fn schedule_main(m: &'static M, gp: &'static G, until: &dyn Fn() -> bool) {
+    match execute(m, gp, false) {
+        Executed::Done => {}
+        Executed::ThreadExit => return,
+    }
+    if m.p().is_none() {
+        if m.lockedg().is_none() {
+            return; // handed its P away (migrate=1, or main moved off): wait for main
+        }
+    } else if until() {
+        if let Some(p) = releasep(m) {
+            handoff_p(p);
+        }
+        return;
+    }
+    schedule(m, Some(until));
+}
+
 /// How `execute` ended.
 enum Executed {
     /// The goroutine switched away or finished; the M schedules on.
@@ -158,15 +180,27 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
                 // waker that sees the G on its wait queue may ready it at once.
                 gp.cas_status(G_RUNNING, G_WAITING);
                 super::p::bump(&p.parks);
+                // A pending preempt request (read before the G can be published and
+                // readied elsewhere) ends the time slice here: otherwise the goroutine
+                // readied into runnext would inherit it, and a chain of goroutines that
+                // park (or exit) without reaching a check would hold the P for ever and
+                // look like a hog to sysmon.
+                let asked = super::sysmon::take_preempt_request(gp);
                 if let Some(f) = unlockf {
                     // SAFETY: gopark's contract: the function lives on the parked G's
                     // stack, which nobody resumes until the function published the G.
                     let ok = unsafe { (*f)() };
                     if !ok {
+                        if asked {
+                            gp.preempt.store(true, Ordering::Relaxed); // still to honour
+                        }
                         gp.cas_status(G_WAITING, G_RUNNABLE);
                         inherit = true;
                         continue; // execute(gp, inheritTime=true)
                     }
+                }
+                if asked {
+                    end_slice(p);
                 }
                 return Executed::Done;
             }
@@ -192,11 +226,7 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
                     let _ = runqput(p, unsafe { &*next }, false);
                 }
                 let _ = runqput(p, gp, false);
-                p.schedtick.store(
-                    p.schedtick.load(Ordering::Relaxed).wrapping_add(1),
-                    Ordering::Relaxed,
-                );
-                p.global_first.set(true);
+                end_slice(p);
                 return Executed::Done;
             }
             corosensei::CoroutineResult::Yield(Switch::Call(f)) => {
@@ -222,6 +252,9 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
             corosensei::CoroutineResult::Return(()) => {
                 // Unwire before goexit0 frees the G for reuse: a new goroutine on this G
                 // must not start out wired to this (exiting) M.
+                if super::sysmon::take_preempt_request(gp) {
+                    end_slice(p); // as for a park
+                }
                 let was_locked = std::ptr::eq(m.lockedg.load(Ordering::Relaxed), gp);
                 if was_locked {
                     super::lockos::unwire_exited(m, gp);
@@ -234,6 +267,17 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
             }
         }
     }
+}
+
+/// Ends `p`'s time slice (a preempt request was honoured): the next goroutine starts a
+/// new one even if it comes from `runnext`, and the next round looks at the global queue
+/// first.
+fn end_slice(p: &'static P) {
+    p.schedtick.store(
+        p.schedtick.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+    p.global_first.set(true);
 }
 
 /// `GORT_DEBUG=migrate=1`: if `gp` last ran on `m`, hand it and the P to another M so

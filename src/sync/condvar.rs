@@ -212,10 +212,11 @@ impl Condvar {
         // SAFETY: lock held.
         let all = std::mem::take(unsafe { &mut *self.waiters.get() });
         self.lock.unlock();
-        for w in all {
+        for (i, w) in all.into_iter().enumerate() {
             if let Some(prev) = w.claim(NOTIFIED) {
                 w.wake(prev);
             }
+            crate::sched::park::preempt_every(i as u32);
         }
     }
 }

@@ -83,8 +83,9 @@ impl WaitGroup {
             panic!("sync: WaitGroup misuse: Add called concurrently with Wait");
         }
         self.state.store(0, Ordering::Release);
-        for _ in 0..w {
+        for i in 0..w {
             semrelease(&self.sema, false);
+            crate::sched::park::preempt_every(i);
         }
     }
 
