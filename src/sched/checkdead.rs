@@ -1,10 +1,10 @@
 //! Deadlock detection (Go: proc.go `checkdead`).
 //!
 //! Called with `sched.lock` held whenever an M goes idle (`stopm`) or a `run` caller
-//! starts waiting for its main goroutine. If no M is running, no timer is pending, and
-//! no goroutine is runnable, nothing can ever run again: print Go's
-//! `fatal error: all goroutines are asleep - deadlock!` with the goroutine list and exit
-//! with status 2.
+//! starts waiting for its main goroutine. While a `run` is in progress, if no M is
+//! running, no timer is pending, and no goroutine is runnable, nothing can ever run
+//! again: print Go's `fatal error: all goroutines are asleep - deadlock!` with the
+//! goroutine list and exit with status 2.
 //!
 //! gort is a library, so threads it does not know about may hold the other end of a
 //! channel and wake a goroutine later (Go has no such threads: its cgo calls count as
@@ -19,6 +19,13 @@ use std::sync::atomic::Ordering;
 /// Checks for a whole-program deadlock (see the module docs). `l` proves `sched.lock` is
 /// held, so no M can leave the idle list meanwhile.
 pub(crate) fn checkdead(l: &Locked) {
+    // Go reports a deadlock while `main` waits for ever. Here that is a `run` caller
+    // waiting for its main goroutine: with no `run` in progress, the program's own thread
+    // is doing something else (or the process is exiting: a check then, from an M going
+    // idle after the last `run` returned, once printed a false "no goroutines").
+    if SCHED.nrun_active.load(Ordering::SeqCst) == 0 {
+        return;
+    }
     let ms = SCHED.nworkers.load(Ordering::SeqCst) + SCHED.nrun_active.load(Ordering::SeqCst);
     // The timer M is not counted as idle: while it exists timers are pending, and while
     // it fires them they are no longer pending but their goroutines not yet runnable.
