@@ -51,8 +51,16 @@ fn globrunqget(p: &'static P, max: usize) -> Option<&'static G> {
 /// The M of a `run` call passes `until`, and leaves when it returns true (its main
 /// goroutine finished) or when it runs out of work; it then holds no P.
 pub(crate) fn schedule(m: &'static M, until: Option<&dyn Fn() -> bool>) {
+    schedule_loop(m, until, None);
+}
+
+/// `schedule`, running `first` (owned by the caller, runnable) before looking for work.
+/// One loop with one call of `execute`, which the compiler inlines.
+fn schedule_loop(m: &'static M, until: Option<&dyn Fn() -> bool>, mut first: Option<&'static G>) {
     loop {
-        let (gp, inherit) = if m.lockedg().is_some() {
+        let (gp, inherit) = if let Some(gp) = first.take() {
+            (gp, false)
+        } else if m.lockedg().is_some() {
             // this M runs only its locked goroutine: wait until it is runnable
             // (Go: schedule's stoplockedm + execute(lockedg))
             (super::lockos::stoplockedm(m), false)
@@ -112,21 +120,7 @@ pub(crate) fn schedule(m: &'static M, until: Option<&dyn Fn() -> bool>) {
 /// before anything else, as Go's m0 runs `main` (and as `lock_os_thread` in main then
 /// wires the caller's own thread).
 pub(crate) fn schedule_main(m: &'static M, gp: &'static G, until: &dyn Fn() -> bool) {
-    match execute(m, gp, false) {
-        Executed::Done => {}
-        Executed::ThreadExit => return,
-    }
-    if m.p().is_none() {
-        if m.lockedg().is_none() {
-            return; // handed its P away (migrate=1, or main moved off): wait for main
-        }
-    } else if until() {
-        if let Some(p) = releasep(m) {
-            handoff_p(p);
-        }
-        return;
-    }
-    schedule(m, Some(until));
+    schedule_loop(m, Some(until), Some(gp));
 }
 
 /// How `execute` ended.
@@ -272,6 +266,7 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
 /// Ends `p`'s time slice (a preempt request was honoured): the next goroutine starts a
 /// new one even if it comes from `runnext`, and the next round looks at the global queue
 /// first.
+#[inline]
 fn end_slice(p: &'static P) {
     p.schedtick.store(
         p.schedtick.load(Ordering::Relaxed).wrapping_add(1),

@@ -316,6 +316,7 @@ fn p_m(p: &super::p::P) -> Option<&'static super::m::M> {
 }
 
 /// Whether sysmon asked the running goroutine to give way, and if so clears the request.
+#[inline]
 pub(crate) fn take_preempt_request(g: &super::g::G) -> bool {
     g.preempt.load(Ordering::Relaxed) && g.preempt.swap(false, Ordering::Relaxed)
 }
