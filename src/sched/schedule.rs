@@ -135,14 +135,18 @@ enum Executed {
 /// (Go: `execute`, then the `mcall` target: `park_m`, `gosched_m`, `goexit0`).
 fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
     let mut inherit = inherit;
+    // GORT_DEBUG=migrate=1 moves a goroutine when it is scheduled, not when it resumes at
+    // once on its own M (a cancelled park, a systemstack call), as those never switch M
+    let mut fresh = true;
     loop {
         let p = match m.p() {
             Some(p) => p,
             None => crate::throw!("execute: no P"),
         };
-        if settings().debug.migrate && m.lockedg().is_none() && migrate_away(m, p, gp) {
+        if fresh && settings().debug.migrate && m.lockedg().is_none() && migrate_away(m, p, gp) {
             return Executed::Done;
         }
+        fresh = false;
         let mp = m as *const M as *mut M;
         m.curg.store(gp as *const G as *mut G, Ordering::Relaxed);
         gp.m.store(mp, Ordering::Relaxed);
