@@ -248,10 +248,7 @@ impl<T> Chan<T> {
         inner.closed = true;
         let wake = Self::fail_all(&mut inner.recvq, &mut inner.sendq, true);
         self.lock.unlock();
-        for (i, w) in wake.into_iter().enumerate() {
-            w.wake(); // we dequeued each of them
-            crate::sched::park::preempt_every(i as u32);
-        }
+        Self::wake_all(wake);
         true
     }
 
@@ -263,6 +260,12 @@ impl<T> Chan<T> {
         inner.rx_gone = true;
         let wake = Self::fail_all(&mut inner.recvq, &mut inner.sendq, false);
         self.lock.unlock();
+        Self::wake_all(wake);
+    }
+
+    /// Wakes the parties `fail_all` dequeued (after the unlock), checking for preempt
+    /// requests as it goes: there may be many.
+    fn wake_all(wake: Vec<WakeToken>) {
         for (i, w) in wake.into_iter().enumerate() {
             w.wake(); // we dequeued each of them
             crate::sched::park::preempt_every(i as u32);

@@ -20,7 +20,7 @@ pub(crate) fn precise_timers() {
 /// Slice a runtime thread asks of the kernel's fair scheduler (EEVDF's custom slice).
 const M_SLICE_NS: u64 = 100_000;
 
-/// Asks Linux's EEVDF scheduler (6.12+) for a short time slice for the calling thread.
+/// Asks Linux's EEVDF scheduler (6.12+) for a short time slice for a runtime thread.
 /// It only matters when the runtime's threads outnumber the CPUs, which happens exactly
 /// when goroutines hog their P without a preemption check (the hog hand-off lends their
 /// queues another thread) or sit in blocking calls: the kernel then time-slices between
@@ -28,12 +28,10 @@ const M_SLICE_NS: u64 = 100_000;
 /// slice that wakes for a timer or a goroutine preempts a hog's thread (which sysmon gives
 /// the default slice back, [`set_slice`]) within ~0.1 ms instead of waiting out a default
 /// slice of a few ms. Best effort: older kernels ignore the request or refuse it.
-pub(crate) fn short_slice() {
-    set_slice(0, M_SLICE_NS);
-}
-
-/// [`short_slice`] for thread `tid` (an M whose goroutine stopped hogging).
-pub(crate) fn short_slice_of(tid: i64) {
+///
+/// `tid` 0 is the calling thread (an M starting); else an M whose goroutine stopped
+/// hogging.
+pub(crate) fn short_slice(tid: i64) {
     set_slice(tid, M_SLICE_NS);
 }
 

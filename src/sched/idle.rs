@@ -296,7 +296,7 @@ fn mstart(m: &'static M) {
     setm(Some(m));
     m.record_tid();
     crate::os::signal::minit();
-    crate::os::thread::short_slice();
+    crate::os::thread::short_slice(0);
     let p = m.nextp.swap(ptr::null_mut(), Ordering::Relaxed);
     // SAFETY: newm stored a leaked P before spawning the thread.
     match unsafe { p.as_ref() } {

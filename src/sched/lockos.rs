@@ -206,8 +206,7 @@ fn handoff_to_spinner_or_m(p: &'static super::p::P) {
     let mut gs = Vec::new();
     p.runq.drain(&mut gs);
     let mut l = SCHED.lock();
-    // SAFETY: the queues only hold pointers made from `&'static G`.
-    l.globrunqputbatch(gs.iter().map(|&g| unsafe { &*g }));
+    l.globrunqputbatch(&gs);
     l.pidleput(p);
     drop(l);
     // The spinner we counted on may be giving up right now: its re-check under the lock

@@ -56,15 +56,26 @@ pub(crate) fn goready(gp: &'static G) {
         }
     }
     gp.cas_status(G_WAITING, G_RUNNABLE);
-    match getm().and_then(|m| m.p()) {
+    let _ = put_runnable(getm().and_then(|m| m.p()), gp);
+}
+
+/// Queues runnable `gp` to run next: in `p`'s `runnext` (the caller's P), or on the
+/// global queue from a thread without a P; then makes sure an M will look for it
+/// (`goready` and `newproc`). Returns whether `p`'s local queue overflowed into the
+/// global queue.
+#[inline]
+pub(crate) fn put_runnable(p: Option<&'static super::p::P>, gp: &'static G) -> bool {
+    match p {
         Some(p) => {
-            let _ = runqput(p, gp, true);
+            let spilled = runqput(p, gp, true);
             // the runnext swap was a SeqCst RMW: no extra fence needed
             super::idle::wakep_after_seqcst_put();
+            spilled
         }
         None => {
             SCHED.lock().globrunqput(gp);
             wakep();
+            false
         }
     }
 }

@@ -2,12 +2,10 @@
 //! (Go: proc.go).
 
 use super::g::{GCoroutine, GYielder, G, G_DEAD, G_IDLE, G_RUNNABLE, G_RUNNING};
-use super::idle::wakep;
 use super::m::{getg, getm};
 use super::p::bump;
 use super::p::P;
 use super::schedt::{lock, SCHED};
-use super::schedule::runqput;
 use crate::stack;
 use std::io;
 use std::panic::Location;
@@ -78,19 +76,7 @@ where
         // could be stolen by a spinning M before the caller gets to schedule.
         return Ok((gp, goid));
     }
-    let spilled = match p {
-        Some(p) => {
-            let s = runqput(p, gp, true);
-            // the runnext swap was a SeqCst RMW: no extra fence needed
-            super::idle::wakep_after_seqcst_put();
-            s
-        }
-        None => {
-            SCHED.lock().globrunqput(gp);
-            wakep();
-            false
-        }
-    };
+    let spilled = super::park::put_runnable(p, gp);
     // spawning is a runtime entry: honour sysmon's request to give way
     crate::preempt_point();
     if spilled && getg().is_some() {

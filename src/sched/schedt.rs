@@ -253,9 +253,11 @@ impl Locked {
             .store(self.runq.len() as u32, Ordering::SeqCst); // seq_cst; read by spinners' re-check
     }
 
-    /// Appends a batch to the global run queue (Go: `globrunqputbatch`).
-    pub(crate) fn globrunqputbatch(&mut self, gs: impl Iterator<Item = &'static G>) {
-        self.runq.extend(gs);
+    /// Appends a batch taken off a local run queue to the global run queue (Go:
+    /// `globrunqputbatch`).
+    pub(crate) fn globrunqputbatch(&mut self, gs: &[*mut G]) {
+        // SAFETY: run queues only ever hold pointers made from `&'static G`.
+        self.runq.extend(gs.iter().map(|&g| unsafe { &*g }));
         SCHED
             .runqsize
             .store(self.runq.len() as u32, Ordering::SeqCst);

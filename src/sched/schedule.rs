@@ -21,9 +21,7 @@ const SPIN_FOR: Duration = Duration::from_micros(50);
 /// Caller owns `p`.
 pub(crate) fn runqput(p: &'static P, g: &'static G, next: bool) -> bool {
     p.runq.put(g as *const G as *mut G, next, &mut |batch| {
-        let mut l = SCHED.lock();
-        // SAFETY: the queue only ever holds pointers made from `&'static G` above.
-        l.globrunqputbatch(batch.iter().map(|&g| unsafe { &*g }));
+        SCHED.lock().globrunqputbatch(batch)
     })
 }
 

@@ -165,8 +165,7 @@ fn rescue_above(procs: usize) -> bool {
         return false;
     }
     let mut l = SCHED.lock();
-    // SAFETY: the run queues only hold pointers made from `&'static G`.
-    l.globrunqputbatch(gs.iter().map(|&g| unsafe { &*g }));
+    l.globrunqputbatch(&gs);
     drop(l);
     super::idle::wakep();
     true
@@ -214,7 +213,7 @@ fn retake_and_preempt(now: i64, procs: usize, ticks: &mut Vec<Tick>) -> Retake {
                 t.hog = None;
                 hogs_changed = true;
                 if t.hog_tid != 0 {
-                    crate::os::thread::short_slice_of(t.hog_tid);
+                    crate::os::thread::short_slice(t.hog_tid);
                     t.hog_tid = 0;
                 }
                 if settings().debug.hogreport {
