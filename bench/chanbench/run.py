@@ -20,6 +20,7 @@ Python 3.11, standard library only.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -81,28 +82,24 @@ class Row:
     failures: dict[str, int] = field(default_factory=dict)
 
 
-def sh(cmd: list[str], **kw) -> str:
-    """Output of a short informational command, or a note that it failed."""
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30, **kw)
-        return (p.stdout or p.stderr).strip()
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"unavailable ({e})"
+def _load_harness():
+    """bench/run.py, the main harness, whose machine-description helpers this shares.
+    Loaded by path: this file is also called run.py."""
+    spec = importlib.util.spec_from_file_location("bench_harness", HERE.parent / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_harness = _load_harness()
+sh = _harness.sh
 
 
 def machine_info() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The main harness's machine description, plus the two toolchains compared here."""
     return {
-        "uname -r": platform.release(),
-        "cpu": cpu,
-        "nproc": sh(["nproc"]),
+        **_harness.machine_info(),
         "go": sh(["go", "version"]),
         "rustc": sh(["rustc", "--version"]),
         "python": platform.python_version(),
