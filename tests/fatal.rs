@@ -20,7 +20,7 @@ fn deep_in_user_code() -> u32 {
 
 /// Go: an unrecovered panic prints `panic: <msg>`, a blank line and the goroutine's
 /// stack, and exits with status 2. The backtrace walks through the goroutine's own
-/// stack (corosensei keeps the unwind info), so user frames appear in it.
+/// stack (the unwinder stops at the goroutine's bottom frame), so user frames appear in it.
 #[test]
 fn unrecovered_panic_is_fatal() {
     if !is_child() {

@@ -69,7 +69,7 @@ fn node(ctx: Arc<Ctx>, id: usize, seed: u64) {
             }
             _ => {
                 // park until a plain OS thread releases us (1 in 8 of these)
-                if rng.next() % 8 == 0 {
+                if rng.next().is_multiple_of(8) {
                     let gate = Arc::new(gort::sync::WaitGroup::new());
                     gate.add(1);
                     let g2 = gate.clone();

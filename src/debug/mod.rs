@@ -185,12 +185,11 @@ fn show_runtime_frames() -> bool {
 /// Whether a frame belongs to the runtime, the standard library or the panic machinery
 /// (hidden at traceback level 1, as Go hides `runtime.*`).
 fn is_runtime_frame(sym: &str) -> bool {
-    const PREFIXES: [&str; 10] = [
+    const PREFIXES: [&str; 9] = [
         "std::",
         "core::",
         "alloc::",
         "gort::",
-        "corosensei::",
         "__rust",
         "<alloc::",
         "<core::",
@@ -230,10 +229,8 @@ pub(crate) fn go_frames(bt: &str, show_runtime: bool) -> String {
         .map_or(0, |i| i + 1);
     let mut out = String::new();
     for (sym, loc) in &frames[start..] {
-        // corosensei's entry frame links the goroutine's stack to the M that resumed
-        // it; what follows belongs to the scheduler's thread, not the goroutine (Go's
-        // traceback likewise ends at goexit).
-        if sym.contains("stack_init_trampoline") {
+        // a goroutine's stack ends at its entry (Go's traceback likewise ends at goexit)
+        if sym.contains("sched::g::gentry") {
             break;
         }
         if !show_runtime && is_runtime_frame(sym) {

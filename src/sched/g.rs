@@ -125,6 +125,7 @@ impl WaitReason {
 }
 
 /// Bytes of a parked goroutine's stack above its saved context that `goready` prefetches.
+#[cfg(target_arch = "x86_64")]
 const PREFETCH_SPAN: isize = 1024;
 /// What a G asks of its M's scheduler context (g0) when it switches away: the Rust
 /// analogue of the function passed to Go's `mcall`.
@@ -147,12 +148,30 @@ pub(crate) enum Switch {
     LeaveRunM,
     /// An unrecovered panic: print the report on g0's larger stack and exit(2).
     Fatal(Box<crate::debug::FatalReport>),
+    /// The goroutine's function returned (Go: `goexit1`, then `goexit0` on g0). The G is
+    /// never resumed again. (Not sent through `switch_to_g0`: see `gentry`.)
+    Exit,
 }
 
-/// The coroutine holding a goroutine's saved context (Go: `g.sched`).
-pub(crate) type GCoroutine = corosensei::Coroutine<(), Switch, (), GStack>;
-/// The handle a running goroutine uses to switch back to g0.
-pub(crate) type GYielder = corosensei::Yielder<(), Switch>;
+/// Closures up to this size are moved onto the goroutine's stack; larger ones are boxed.
+const MAX_INLINE_CLOSURE: usize = 1024;
+
+/// The first function a goroutine runs on its stack (Go: `goexit` is the return address
+/// of its function): `data` points at its closure (see `G::set_entry`), `handoff` is
+/// what the switch that started it asks of it first. Returns, when the closure has
+/// returned, the saved pointer of the g0 of the M it finished on, to which the stack's
+/// bottom frame returns with `context::EXIT` (Go: `goexit1`, then `goexit0` on g0).
+unsafe extern "C" fn gentry<F: FnOnce()>(data: usize, handoff: usize) -> usize {
+    // SAFETY: `set_entry` wrote an F at `data`, read exactly once, here; the frames of
+    // this stack start below it.
+    let f = unsafe { ptr::read(data as *const F) };
+    super::park::after_switch(handoff);
+    f();
+    let Some(m) = super::m::getm() else {
+        crate::throw!("goexit: not on an M");
+    };
+    m.g0_sp.get()
+}
 
 /// A goroutine.
 ///
@@ -161,9 +180,11 @@ pub(crate) type GYielder = corosensei::Yielder<(), Switch>;
 #[repr(C, align(64))]
 pub(crate) struct G {
     // --- hot: touched on every switch ---
-    /// Saved context. Owned exclusively by whoever holds the G: its creator until it is
-    /// queued, then the M that took it off a queue (running it), then that M's g0.
-    coro: UnsafeCell<Option<GCoroutine>>,
+    /// Saved stack pointer while the G is not running (Go: `g.sched`; `context.rs`), 0
+    /// while it has no context. Owned exclusively by whoever holds the G: its creator
+    /// until it is queued, then the M that took it off a queue (running it), then that
+    /// M's g0 or the goroutine it switched to directly.
+    sched_sp: Cell<usize>,
     /// `_G*` status. Changed only through [`G::cas_status`].
     status: AtomicU32,
     /// Last wait reason (Go keeps it after the G becomes runnable, too).
@@ -172,8 +193,6 @@ pub(crate) struct G {
     pub(crate) preempt: AtomicBool,
     /// The M running this G, or null (Go: `g.m`). Written by that M.
     pub(crate) m: AtomicPtr<M>,
-    /// The running coroutine's yielder; set by the G itself at entry, read only by the G.
-    yielder: Cell<*const GYielder>,
     /// Roughly where the G's stack pointer was when it last switched away: `goready`
     /// prefetches those lines so the resume does not wait for memory. Written by the G,
     /// read (racily, as a hint) by wakers.
@@ -190,7 +209,8 @@ pub(crate) struct G {
     // --- warm: spawn, exit, join ---
     /// Result and joiner (protocol in `join.rs`).
     pub(crate) join: super::join::Join,
-    /// The stack while the G is dead (kept for reuse). Owned like `coro`.
+    /// The G's stack, kept for life (its home: the G lives at its top). Owned like
+    /// `sched_sp`.
     stack: UnsafeCell<Option<GStack>>,
     /// Creation site (Go: `gopc`). Written by the creator before publication; read by
     /// dumps of Gs they do not own, hence atomic.
@@ -217,8 +237,8 @@ pub(crate) struct G {
 // SAFETY: every field is either atomic or documented above as owned by exactly one party
 // at a time (the creator before publication, then the M holding the G); ownership moves
 // through the run queues' and wait queues' release/acquire edges, so no two threads touch
-// an owned field concurrently. corosensei makes its coroutine !Send because values on a
-// suspended stack move threads with it: a goroutine's closure is `Send + 'static`, and the
+// an owned field concurrently. Values on a suspended stack move threads with it: a
+// goroutine's closure is `Send + 'static`, and the
 // `!Send` values it creates while running (e.g. an `Rc`, a `thread_local!` borrow) stay on
 // its stack and are used only by it, one thread at a time; what that means for
 // thread-locals is the documented policy in docs/design/thread-locals.md.
@@ -232,11 +252,10 @@ impl G {
         G {
             goid: AtomicU64::new(0),
             status: AtomicU32::new(G_IDLE),
-            coro: UnsafeCell::new(None),
+            sched_sp: Cell::new(0),
             stack: UnsafeCell::new(None),
             stack_lo: AtomicU64::new(0),
             stack_hi: AtomicU64::new(0),
-            yielder: Cell::new(ptr::null()),
             sp_hint: AtomicUsize::new(0),
             waitreason: AtomicU8::new(0),
             gopc: AtomicPtr::new(Location::caller() as *const Location<'static> as *mut _),
@@ -321,14 +340,15 @@ impl G {
         self.isolate.get()
     }
 
-    /// Initialises a dead G for a new goroutine (Go: `newproc1`). The caller owns the G.
+    /// Initialises a dead G for a new goroutine running `f` (Go: `newproc1`). The caller
+    /// owns the G.
     ///
     /// # Safety
     /// The caller must own `self` exclusively: a `_Gdead` G taken from a free list or
     /// just allocated, not yet published.
-    pub(crate) unsafe fn prepare(
+    pub(crate) unsafe fn prepare<F: FnOnce() + Send + 'static>(
         &self,
-        co: GCoroutine,
+        f: F,
         goid: u64,
         gopc: &'static Location<'static>,
         name: Option<Box<str>>,
@@ -336,8 +356,8 @@ impl G {
         main: bool,
     ) {
         debug_assert_eq!(self.status(), G_DEAD);
-        // SAFETY: the caller owns the G (contract above).
-        unsafe { *self.coro.get() = Some(co) };
+        // SAFETY: the caller owns the dead G (contract above).
+        unsafe { self.set_entry(f) };
         if name.is_some() || self.has_name.load(Ordering::Relaxed) {
             self.has_name.store(name.is_some(), Ordering::Release);
             *self.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
@@ -360,13 +380,43 @@ impl G {
         self.join.reset();
     }
 
-    /// Takes the G's kept stack (for a new coroutine), if any.
+    /// Lays out the G's stack so that its first resume runs `f` (Go: the `gostartcall`
+    /// part of `newproc1`). The closure is moved to the top of the stack (boxed if it is
+    /// large), the context below it.
     ///
     /// # Safety
     /// The caller owns the dead G exclusively.
-    pub(crate) unsafe fn take_stack(&self) -> Option<GStack> {
+    unsafe fn set_entry<F: FnOnce() + Send + 'static>(&self, f: F) {
+        if std::mem::size_of::<F>() > MAX_INLINE_CLOSURE {
+            // a closure holding a big value by value: keep the stack for the goroutine
+            let boxed: Box<dyn FnOnce() + Send> = Box::new(f);
+            // SAFETY: as above.
+            unsafe { self.place_entry(boxed) }
+        } else {
+            // SAFETY: as above.
+            unsafe { self.place_entry(f) }
+        }
+    }
+
+    /// `set_entry` for a closure that fits in `MAX_INLINE_CLOSURE`.
+    ///
+    /// # Safety
+    /// As for `set_entry`.
+    unsafe fn place_entry<F: FnOnce() + Send + 'static>(&self, f: F) {
         // SAFETY: exclusive ownership per the contract.
-        unsafe { (*self.stack.get()).take() }
+        let Some(stack) = (unsafe { (*self.stack.get()).as_ref() }) else {
+            crate::throw!("newproc1: goroutine without a stack");
+        };
+        let start = stack.start();
+        let align = std::mem::align_of::<F>().max(16);
+        let at = (start - std::mem::size_of::<F>()) & !(align - 1);
+        // SAFETY: `at` lies in the top kilobytes of the G's own stack (MAX_INLINE_CLOSURE
+        // is far below the smallest stack), suitably aligned for F; nobody runs on the
+        // stack (the G is dead and ours). The entry reads F back exactly once.
+        unsafe { (at as *mut F).write(f) };
+        // SAFETY: `at` is 16-byte aligned and the stack below it is free.
+        let sp = unsafe { super::context::init(at, gentry::<F>, at) };
+        self.sched_sp.set(sp);
     }
 
     /// Gives the dead G a stack to keep, recording its bounds.
@@ -395,36 +445,55 @@ impl G {
         unsafe { (*self.stack.get()).as_ref() }
     }
 
-    /// Resumes the G's coroutine until it switches back (Go: `gogo` + `mcall`).
+    /// Runs the G on `m` until a goroutine of `m` switches back to g0 (Go: `gogo`, and
+    /// the `mcall` that comes back), returning its request. That goroutine is `m.curg`,
+    /// which is not `self` if `self` switched directly to another one (`gopark`).
     ///
     /// # Safety
-    /// The caller is the M that took this G off a run queue and set it `_Grunning`, so it
-    /// owns the coroutine exclusively until `resume` returns.
-    pub(crate) unsafe fn resume(&self) -> corosensei::CoroutineResult<Switch, ()> {
-        // SAFETY: exclusive ownership per the contract.
-        let co = unsafe { (*self.coro.get()).as_mut() };
-        match co {
-            Some(co) => co.resume(()),
-            None => crate::throw!("execute: goroutine has no context"),
+    /// The caller is `m`'s g0 (on `m`'s thread), which took this G off a run queue and
+    /// set it `_Grunning`, so it owns the context exclusively.
+    pub(crate) unsafe fn resume(&self, m: &M) -> Switch {
+        let sp = self.sched_sp.get();
+        if sp == 0 {
+            crate::throw!("execute: goroutine has no context");
+        }
+        // SAFETY: `sp` is the suspended context of this G, which we own (contract);
+        // g0's own context is saved in `m.g0_sp`, which only this thread uses.
+        let t = unsafe { super::context::resume(m.g0_sp.as_ptr(), sp) };
+        if t == super::context::EXIT {
+            return Switch::Exit;
+        }
+        // SAFETY: a goroutine switches to g0 only through `switch_to_g0`, whose argument
+        // is a `Switch` on its (now suspended) stack that it never drops: we move it out
+        // before anything can resume that goroutine.
+        unsafe { ptr::read(t as *const Switch) }
+    }
+
+    /// Runs the switch into `next` (which the caller set up as running on this M),
+    /// saving this G's context: `handoff` is what `next` does first (see
+    /// `park::after_switch`). Returns when this G is resumed, with the resumer's handoff.
+    ///
+    /// # Safety
+    /// Called by this G on its own stack; `next` is suspended and owned by the caller's M.
+    pub(crate) unsafe fn switch_to(&self, next: &G, handoff: usize) -> usize {
+        self.note_sp();
+        // SAFETY: per the contract, `next.sched_sp` is a suspended context we own, and
+        // ours is saved before anyone can see it.
+        unsafe {
+            super::context::switch_direct(self.sched_sp.as_ptr(), next.sched_sp.get(), handoff)
         }
     }
 
-    /// After the coroutine returned: takes it apart and keeps its stack (Go: `goexit0`).
+    /// After the G's function returned and it switched to g0 for good (Go: `goexit0`).
     ///
     /// # Safety
     /// Called by the M that ran the G to completion; it owns the G.
     pub(crate) unsafe fn finish(&self) {
-        // SAFETY: exclusive ownership per the contract.
-        let co = unsafe { (*self.coro.get()).take() };
-        if let Some(co) = co {
-            // SAFETY: as above.
-            unsafe { self.put_stack(co.into_stack()) };
-        }
+        self.sched_sp.set(0);
         if self.has_name.swap(false, Ordering::AcqRel) {
             // the name is dropped here, on g0
             *self.name.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
-        self.yielder.set(ptr::null());
     }
 
     /// Asks the CPU to start loading the lines the G's resume will touch (its saved
@@ -451,26 +520,41 @@ impl G {
         }
     }
 
-    /// Records the yielder of the coroutine now running this G. Called by the G itself.
-    pub(crate) fn set_yielder(&self, y: &GYielder) {
-        self.yielder.set(y as *const GYielder);
+    /// Records roughly where the stack pointer is, for `prefetch_stack`.
+    #[inline(always)]
+    fn note_sp(&self) {
+        let here = 0u8;
+        self.sp_hint
+            .store(&here as *const u8 as usize, Ordering::Relaxed);
     }
 
     /// Switches from the running G to its M's g0 with `req` (Go: `mcall`).
     ///
     /// Must be called by the G itself (on its own stack).
     pub(crate) fn switch_to_g0(&self, req: Switch) {
-        let y = self.yielder.get();
-        if y.is_null() {
-            crate::throw!("mcall: goroutine has no scheduler context");
+        let mp = self.m.load(Ordering::Relaxed);
+        if mp.is_null() {
+            crate::throw!("mcall: goroutine has no M");
         }
-        let here = 0u8;
-        self.sp_hint
-            .store(&here as *const u8 as usize, Ordering::Relaxed);
-        // SAFETY: `y` was set by this G at entry from the `&Yielder` corosensei passed to
-        // its body; that yielder lives at the root of this G's stack for as long as the
-        // coroutine runs, and we are running on that stack now.
-        unsafe { (*y).suspend(req) };
+        // SAFETY: Ms are never freed.
+        let m = unsafe { &*mp };
+        debug_assert!(
+            super::m::getm().is_some_and(|cur| ptr::eq(cur, m)),
+            "mcall: g.m is not this thread's M"
+        );
+        let req = std::mem::ManuallyDrop::new(req);
+        self.note_sp();
+        // SAFETY: g0 of this M is suspended in `resume` (it resumed us, or a goroutine
+        // that switched to us directly); it moves `req` out before anything can resume
+        // this G, and `ManuallyDrop` keeps us from dropping it again.
+        let t = unsafe {
+            super::context::suspend_to_g0(
+                self.sched_sp.as_ptr(),
+                m.g0_sp.get(),
+                &*req as *const Switch as usize,
+            )
+        };
+        super::park::after_switch(t);
     }
 
     /// Drops the goroutine-local values. Called by the G itself before it exits.

@@ -56,10 +56,14 @@ pub(crate) struct M {
     /// For a `run` M: the main goroutine of the current `run` call (the only goroutine
     /// that may lock this thread). Written by `run` on this thread.
     pub(crate) run_main: AtomicPtr<G>,
+    /// g0's saved stack pointer while a goroutine runs on this M (Go: `m.g0.sched`).
+    /// Used only on this M's thread: by g0 when it resumes a goroutine, and by that
+    /// goroutine (or one it switched to directly) when it switches back.
+    pub(crate) g0_sp: Cell<usize>,
 }
 
-// SAFETY: `fastrand` and `locked_ext` are the only non-atomic fields and only the M's own
-// thread touches them; everything else is atomic or immutable.
+// SAFETY: `fastrand`, `locked_ext` and `g0_sp` are the only non-atomic fields and only
+// the M's own thread touches them; everything else is atomic or immutable.
 unsafe impl Sync for M {}
 // SAFETY: as above.
 unsafe impl Send for M {}
@@ -85,6 +89,7 @@ impl M {
             lockedg: AtomicPtr::new(ptr::null_mut()),
             locked_ext: Cell::new(0),
             run_main: AtomicPtr::new(ptr::null_mut()),
+            g0_sp: Cell::new(0),
         }
     }
 

@@ -1,11 +1,14 @@
 //! The G-M-P scheduler. Types and their invariants live in `g.rs`, `m.rs`, `p.rs` and
 //! `schedt.rs`; the algorithms in `runq.rs` (local queues), `schedule.rs`
 //! (`schedule`/`find_runnable`/`execute`), `idle.rs` (spinning and parking Ms),
-//! `park.rs` (`gopark`/`goready`) and `proc.rs` (creating and finishing Gs).
+//! `park.rs` (`gopark`/`goready`), `proc.rs` (creating and finishing Gs) and
+//! `context.rs` (switching stacks).
 //! `docs/design/scheduler.md` explains how they fit together.
 
 #[cfg(not(loom))]
 pub(crate) mod checkdead;
+#[cfg(not(loom))]
+pub(crate) mod context;
 #[cfg(not(loom))]
 pub(crate) mod g;
 #[cfg(not(loom))]

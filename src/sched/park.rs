@@ -15,15 +15,39 @@
 //! resume the G, so `unlockf` must not touch anything on that stack after its publishing
 //! step (return a value computed before it). It must not block or park.
 //!
+//! # Direct switches
+//!
+//! When the parking goroutine's P has a goroutine in `runnext` (the usual case on a
+//! channel hand-off: the sender readied the receiver, then waits for the reply), `gopark`
+//! switches straight to it instead of going through g0 and the scheduler loop, which
+//! would pick that same goroutine: `unlockf` then runs on the next goroutine's stack,
+//! first thing after the switch ([`after_switch`]), still after the parked G's context is
+//! saved. If it cancels the park, the G goes to `runnext` (it runs when the next one
+//! parks or yields) instead of resuming at once. Anything unusual (a locked thread, a
+//! pending preemption, due timers, the global queue's turn, GOMAXPROCS shrinking, a next
+//! goroutine wired to another thread) takes the path through g0.
+//!
 //! `goready(g)` makes a `_Gwaiting` G runnable: into the current P's `runnext` (so it runs
 //! next and inherits the time slice), or onto the global queue from a thread without a
 //! P, and then `wakep()`. Each park is matched by exactly one ready.
 
-use super::g::{Switch, WaitReason, G, G_RUNNABLE, G_WAITING};
+use super::g::{Switch, WaitReason, G, G_RUNNABLE, G_RUNNING, G_WAITING};
 use super::idle::wakep;
-use super::m::{getg, getm};
+use super::m::{getg, getm, M};
+use super::p::P;
 use super::schedt::SCHED;
 use super::schedule::runqput;
+use std::sync::atomic::Ordering;
+
+/// What a goroutine that switched directly to another asks of it (see the module docs).
+/// Lives on the parked goroutine's stack; the next one copies it out first thing.
+struct Handoff {
+    /// The goroutine that parked (`_Gwaiting`, owned by the next goroutine until
+    /// `unlockf` publishes it).
+    prev: &'static G,
+    /// Its unlock function.
+    unlockf: Option<*mut (dyn FnMut() -> bool + 'static)>,
+}
 
 /// Parks the calling goroutine (see the module docs for the contract).
 pub(crate) fn gopark(unlockf: Option<&mut dyn FnMut() -> bool>, reason: WaitReason) {
@@ -42,7 +66,77 @@ pub(crate) fn gopark(unlockf: Option<&mut dyn FnMut() -> bool>, reason: WaitReas
             >(p)
         }
     });
+    if let Some((m, p, next)) = direct_next(g) {
+        // Go: park_m's first half, then execute(next, inheritTime=true)
+        g.m.store(std::ptr::null_mut(), Ordering::Relaxed);
+        g.cas_status(G_RUNNING, G_WAITING);
+        super::p::bump(&p.parks);
+        super::schedule::start_running(m, p, next, true);
+        let h = Handoff {
+            prev: g,
+            unlockf: f,
+        };
+        // SAFETY: we are `g`, on its stack; `next` came off our P's runnext and is
+        // suspended (made running on this M above); `h` stays valid until `next` copies
+        // it out in `after_switch`, before anything can resume us.
+        let t = unsafe { g.switch_to(next, &h as *const Handoff as usize) };
+        after_switch(t);
+        return;
+    }
     g.switch_to_g0(Switch::Park(f));
+}
+
+/// The goroutine `g` (running, about to park) may switch to directly: its P's `runnext`,
+/// when nothing calls for a trip through the scheduler (see the module docs). Returns the
+/// M, the P and the next goroutine, taken off `runnext`.
+#[inline]
+fn direct_next(g: &'static G) -> Option<(&'static M, &'static P, &'static G)> {
+    // SAFETY: Ms are never freed; g.m is the M running us (set before it resumed us).
+    let m = unsafe { g.m.load(Ordering::Relaxed).as_ref()? };
+    let p = m.p()?;
+    if !m.lockedg.load(Ordering::Relaxed).is_null()
+        || g.preempt.load(Ordering::Relaxed)
+        || p.global_first.get()
+        || (p.schedtick.load(Ordering::Relaxed) % 61 == 0
+            && SCHED.runqsize.load(Ordering::Relaxed) != 0)
+        || crate::config::settings().debug.migrate
+        || super::procresize::must_retire(p)
+        || crate::time::timers_due(p)
+    {
+        return None;
+    }
+    let next = p.runq.take_runnext()?;
+    // SAFETY: the queue only holds pointers made from `&'static G`.
+    let next: &'static G = unsafe { &*next };
+    if !next.lockedm.load(Ordering::Relaxed).is_null() {
+        // it must run on its own thread: put it back (runnext is empty, so it returns to
+        // exactly where it was) and let the scheduler hand it over
+        let _ = runqput(p, next, true);
+        return None;
+    }
+    Some((m, p, next))
+}
+
+/// What a goroutine does first when resumed by a switch (from g0: `handoff` is 0;
+/// directly from a parking goroutine: its [`Handoff`]): runs the parked goroutine's
+/// unlock function, as g0's `park_m` would have.
+pub(crate) fn after_switch(handoff: usize) {
+    if handoff == 0 {
+        return;
+    }
+    // SAFETY: a non-zero handoff is the address of a `Handoff` on the stack of the
+    // goroutine that switched to us; that goroutine stays suspended until its unlock
+    // function publishes it, and we copy the record out before calling that.
+    let h = unsafe { std::ptr::read(handoff as *const Handoff) };
+    if let Some(f) = h.unlockf {
+        // SAFETY: gopark's contract: the function lives on the parked G's stack, which
+        // nobody resumes until the function published the G.
+        if !unsafe { (*f)() } {
+            // cancelled: the goroutine is runnable again; it runs next
+            h.prev.cas_status(G_WAITING, G_RUNNABLE);
+            let _ = put_runnable(getm().and_then(|m| m.p()), h.prev);
+        }
+    }
 }
 
 /// Makes a parked goroutine runnable (see the module docs).

@@ -1,7 +1,7 @@
 //! Creating and finishing goroutines: `newproc`, `malg`, `gfget`/`gfput`, `goexit0`
 //! (Go: proc.go).
 
-use super::g::{GCoroutine, GYielder, G, G_DEAD, G_IDLE, G_RUNNABLE, G_RUNNING};
+use super::g::{G, G_DEAD, G_IDLE, G_RUNNABLE, G_RUNNING};
 use super::m::{getg, getm};
 use super::p::bump;
 use super::p::P;
@@ -47,22 +47,13 @@ where
     crate::runtime::ensure_init();
     let p = getm().and_then(|m| m.p());
     let gp = gfget(p, opts.stack_size)?;
-    // SAFETY: gfget returned a dead G that we own, with a stack of the right size.
-    let stack = unsafe { gp.take_stack() }.expect("gfget: G without a stack");
     let f = make_body(gp);
-    let co: GCoroutine = corosensei::Coroutine::with_stack(stack, move |y: &GYielder, ()| {
-        match getg() {
-            Some(g) => g.set_yielder(y),
-            None => crate::throw!("goroutine entry: no current G"),
-        }
-        f()
-    });
     let goid = match p {
         Some(p) => p.next_goid(&SCHED.goidgen),
         None => SCHED.goidgen.fetch_add(1, Ordering::Relaxed) + 1,
     };
-    // SAFETY: we own the dead G (see above).
-    unsafe { gp.prepare(co, goid, gopc, opts.name, opts.isolate, opts.main) };
+    // SAFETY: gfget returned a dead G that we own, with a stack of the right size.
+    unsafe { gp.prepare(f, goid, gopc, opts.name, opts.isolate, opts.main) };
     match p {
         Some(p) => bump(&p.created),
         None => {

@@ -132,6 +132,7 @@ enum Executed {
 /// Runs `gp` on `m` until it switches back, then carries out what it asked for
 /// (Go: `execute`, then the `mcall` target: `park_m`, `gosched_m`, `goexit0`).
 fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
+    let mut gp = gp;
     let mut inherit = inherit;
     // GORT_DEBUG=migrate=1 moves a goroutine when it is scheduled, not when it resumes at
     // once on its own M (a cancelled park, a systemstack call), as those never switch M
@@ -145,33 +146,26 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
             return Executed::Done;
         }
         fresh = false;
-        let mp = m as *const M as *mut M;
-        m.curg.store(gp as *const G as *mut G, Ordering::Relaxed);
-        gp.m.store(mp, Ordering::Relaxed);
-        gp.last_m.store(mp, Ordering::Relaxed);
-        gp.cas_status(G_RUNNABLE, G_RUNNING);
-        gp.preempt.store(false, Ordering::Relaxed);
-        if !inherit {
-            // only the owner writes schedtick
-            p.schedtick.store(
-                p.schedtick.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            );
-        }
+        start_running(m, p, gp, inherit);
         // SAFETY: we took gp off a run queue and made it _Grunning: we own its context.
-        let r = unsafe { gp.resume() };
-        // Back on g0 (Go: dropg).
+        let r = unsafe { gp.resume(m) };
+        // Back on g0 (Go: dropg). The goroutine switching back may be another one than
+        // the one resumed: gopark switches directly to the P's next goroutine.
+        gp = match m.curg() {
+            Some(g) => g,
+            None => crate::throw!("execute: a goroutine switched back with no curg"),
+        };
         m.curg.store(std::ptr::null_mut(), Ordering::Relaxed);
         gp.m.store(std::ptr::null_mut(), Ordering::Relaxed);
         // The G may have been through a blocking call meanwhile, after which this M holds
         // a different P (or none: the ExitSyscall case): re-read it.
         let p = match (&r, m.p()) {
-            (corosensei::CoroutineResult::Yield(Switch::ExitSyscall), _) => p,
+            (Switch::ExitSyscall, _) => p,
             (_, Some(now)) => now,
             (_, None) => crate::throw!("execute: goroutine switched back without a P"),
         };
         match r {
-            corosensei::CoroutineResult::Yield(Switch::Park(unlockf)) => {
+            Switch::Park(unlockf) => {
                 // Go: park_m. The status changes before the unlock function runs, so a
                 // waker that sees the G on its wait queue may ready it at once.
                 gp.cas_status(G_RUNNING, G_WAITING);
@@ -200,7 +194,7 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
                 }
                 return Executed::Done;
             }
-            corosensei::CoroutineResult::Yield(Switch::Gosched) => {
+            Switch::Gosched => {
                 // Go's Gosched puts the G on the global queue; gort puts it at the tail
                 // of the local queue, as Go's runtime-internal goyield does: no lock,
                 // and idle Ps still steal it. The 1-in-61 global check keeps the global
@@ -209,7 +203,7 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
                 let _ = runqput(p, gp, false);
                 return Executed::Done;
             }
-            corosensei::CoroutineResult::Yield(Switch::Preempt) => {
+            Switch::Preempt => {
                 // Go: gopreempt_m. The slice ends here: a G waiting in runnext (which
                 // would inherit it, e.g. a goroutine chain spawning its successor) goes
                 // to the tail, then the preempted G behind it (Go uses the global queue;
@@ -225,7 +219,7 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
                 end_slice(p);
                 return Executed::Done;
             }
-            corosensei::CoroutineResult::Yield(Switch::Call(f)) => {
+            Switch::Call(f) => {
                 // SAFETY: systemstack's contract: the function lives on the G's stack,
                 // which stays suspended until we resume it below.
                 unsafe { (*f)() };
@@ -233,19 +227,19 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
                 inherit = true;
                 continue;
             }
-            corosensei::CoroutineResult::Yield(Switch::ExitSyscall) => {
+            Switch::ExitSyscall => {
                 // `p` was retaken while the G was in its blocking call: do not touch it.
                 super::syscall::exitsyscall0(m, gp);
                 return Executed::Done;
             }
-            corosensei::CoroutineResult::Yield(Switch::Fatal(report)) => {
+            Switch::Fatal(report) => {
                 crate::debug::fatal_panic(gp, &report);
             }
-            corosensei::CoroutineResult::Yield(Switch::LeaveRunM) => {
+            Switch::LeaveRunM => {
                 super::lockos::leave_run_m(m, p, gp);
                 return Executed::Done;
             }
-            corosensei::CoroutineResult::Return(()) => {
+            Switch::Exit => {
                 // Unwire before goexit0 frees the G for reuse: a new goroutine on this G
                 // must not start out wired to this (exiting) M.
                 if super::sysmon::take_preempt_request(gp) {
@@ -262,6 +256,26 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
                 return Executed::Done;
             }
         }
+    }
+}
+
+/// Makes runnable `gp` (owned by the caller) the running goroutine of `m`, which holds
+/// `p` (Go: the first half of `execute`). `inherit`: it continues the current time slice
+/// (it came from `runnext`), so the P's schedtick does not move.
+#[inline]
+pub(crate) fn start_running(m: &'static M, p: &'static P, gp: &'static G, inherit: bool) {
+    let mp = m as *const M as *mut M;
+    m.curg.store(gp as *const G as *mut G, Ordering::Relaxed);
+    gp.m.store(mp, Ordering::Relaxed);
+    gp.last_m.store(mp, Ordering::Relaxed);
+    gp.cas_status(G_RUNNABLE, G_RUNNING);
+    gp.preempt.store(false, Ordering::Relaxed);
+    if !inherit {
+        // only the owner writes schedtick
+        p.schedtick.store(
+            p.schedtick.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
     }
 }
 

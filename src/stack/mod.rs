@@ -32,7 +32,6 @@
 //! memory forever.
 
 use std::io;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -135,16 +134,12 @@ impl GStack {
     }
 }
 
-// SAFETY: `base` and `limit` describe a mapping this module reserved for this stack alone
-// (readable and writable above the guard page), 16-byte aligned (page aligned), and it
-// stays mapped for the life of the process (slabs are never unmapped), so it outlives any
-// coroutine running on it.
-unsafe impl corosensei::stack::Stack for GStack {
-    fn base(&self) -> corosensei::stack::StackPointer {
-        NonZeroUsize::new(self.top - colour(self.top)).expect("stack top is non-zero")
-    }
-    fn limit(&self) -> corosensei::stack::StackPointer {
-        NonZeroUsize::new(self.bottom).expect("stack bottom is non-zero")
+impl GStack {
+    /// Where a goroutine's frames start: the top, lowered by the stack's colour (16-byte
+    /// aligned; the stack stays mapped for the life of the process, since slabs are never
+    /// unmapped).
+    pub(crate) fn start(&self) -> usize {
+        self.top - colour(self.top)
     }
 }
 

@@ -241,6 +241,13 @@ pub(crate) fn run_all_due(now: i64) -> usize {
     n
 }
 
+/// Whether `p` has a timer due now (what `check_timers` would run).
+#[inline]
+pub(crate) fn timers_due(p: &P) -> bool {
+    let w = p.timers.timer0.load(Ordering::Relaxed);
+    w != 0 && w <= nanotime()
+}
+
 /// Runs `p`'s due timers (Go: `checkTimers`). Cheap when none is due.
 pub(crate) fn check_timers(p: &'static P) {
     if p.timers.timer0.load(Ordering::Relaxed) == 0 {
