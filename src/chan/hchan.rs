@@ -7,7 +7,8 @@
 
 use super::waitq::{Sudog, WaitQ, Waiter, WakeToken};
 use crate::os::lock::RawLock;
-use crate::sched::g::WaitReason;
+use crate::sched::g::{WaitReason, G};
+use crate::sched::m::getg;
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicUsize;
@@ -154,18 +155,20 @@ impl<T> Chan<T> {
 
     /// Sends `v`, blocking (parking the goroutine) while the channel is full.
     pub(crate) fn send(&self, v: T, block: bool) -> Result<(), SendFail<T>> {
-        crate::preempt_point();
+        // the caller, read once (it stays the same goroutine across switches)
+        let me = getg();
+        crate::sched::park::preempt_point_g(me);
         self.lock.lock();
         // SAFETY: lock held.
         match unsafe { self.try_send_locked(v) } {
             Ok(w) => {
                 self.lock.unlock();
                 if let Some(w) = w {
-                    w.wake(); // we dequeued its sudog: we alone wake it
+                    w.wake_by(me); // we dequeued its sudog: we alone wake it
                 }
                 Ok(())
             }
-            Err(SendFail::Full(v)) if block => self.send_block(v),
+            Err(SendFail::Full(v)) if block => self.send_block(v, me),
             Err(e) => {
                 self.lock.unlock();
                 Err(e)
@@ -174,8 +177,8 @@ impl<T> Chan<T> {
     }
 
     /// Slow path of `send`: enqueue and park (lock held on entry, released by the park).
-    fn send_block(&self, v: T) -> Result<(), SendFail<T>> {
-        let waiter = Waiter::current(false);
+    fn send_block(&self, v: T, me: Option<&'static G>) -> Result<(), SendFail<T>> {
+        let waiter = Waiter::of(me, false);
         let mut b = Blocked {
             slot: Some(v),
             sg: Sudog::new(&waiter, std::ptr::null_mut(), 0),
@@ -197,18 +200,20 @@ impl<T> Chan<T> {
 
     /// Receives a value, blocking while the channel is empty and open.
     pub(crate) fn recv(&self, block: bool) -> Result<T, RecvFail> {
-        crate::preempt_point();
+        // the caller, read once (it stays the same goroutine across switches)
+        let me = getg();
+        crate::sched::park::preempt_point_g(me);
         self.lock.lock();
         // SAFETY: lock held.
         match unsafe { self.try_recv_locked() } {
             Ok((v, w)) => {
                 self.lock.unlock();
                 if let Some(w) = w {
-                    w.wake(); // we dequeued its sudog: we alone wake it
+                    w.wake_by(me); // we dequeued its sudog: we alone wake it
                 }
                 Ok(v)
             }
-            Err(RecvFail::Empty) if block => self.recv_block(),
+            Err(RecvFail::Empty) if block => self.recv_block(me),
             Err(e) => {
                 self.lock.unlock();
                 Err(e)
@@ -217,8 +222,8 @@ impl<T> Chan<T> {
     }
 
     /// Slow path of `recv`: enqueue and park (lock held on entry).
-    fn recv_block(&self) -> Result<T, RecvFail> {
-        let waiter = Waiter::current(false);
+    fn recv_block(&self, me: Option<&'static G>) -> Result<T, RecvFail> {
+        let waiter = Waiter::of(me, false);
         let mut b = Blocked {
             slot: None,
             sg: Sudog::new(&waiter, std::ptr::null_mut(), 0),

@@ -28,8 +28,14 @@ pub(crate) struct Waiter {
 impl Waiter {
     /// A waiter for the calling goroutine or thread.
     pub(crate) fn current(is_select: bool) -> Waiter {
+        Waiter::of(getg(), is_select)
+    }
+
+    /// A waiter for the caller, which is goroutine `g` (`None`: a plain thread or g0).
+    #[inline]
+    pub(crate) fn of(g: Option<&'static G>, is_select: bool) -> Waiter {
         Waiter {
-            g: getg(),
+            g,
             futex: AtomicU32::new(0),
             done: AtomicUsize::new(0),
             is_select,
@@ -41,12 +47,12 @@ impl Waiter {
     /// unlock function), or before a thread sleeps on its futex flag.
     pub(crate) fn block(&self, reason: crate::sched::g::WaitReason, unlock: &mut dyn FnMut()) {
         match self.g {
-            Some(_) => {
+            Some(g) => {
                 let mut f = || {
                     unlock();
                     true
                 };
-                crate::sched::park::gopark(Some(&mut f), reason);
+                crate::sched::park::gopark_g(g, Some(&mut f), reason);
             }
             None => {
                 unlock();
@@ -72,8 +78,14 @@ impl WakeToken {
     /// Wakes the party. The caller must be the one entitled to wake it (it dequeued the
     /// sudog), and must not have woken it already.
     pub(crate) fn wake(self) {
+        self.wake_by(getg());
+    }
+
+    /// `wake` by a caller that knows whether it is a goroutine (`me`: itself).
+    #[inline]
+    pub(crate) fn wake_by(self, me: Option<&'static G>) {
         match self.g {
-            Some(g) => crate::sched::park::goready(g),
+            Some(g) => crate::sched::park::goready_by(g, me),
             None => {
                 // SAFETY: a blocked thread's waiter is live until it sees the flag set:
                 // the store below is the first thing that can let it return. A thread's

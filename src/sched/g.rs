@@ -191,6 +191,10 @@ pub(crate) struct G {
     waitreason: AtomicU8,
     /// The scheduler asked this G to give way (Go: `g.preempt`).
     pub(crate) preempt: AtomicBool,
+    /// This G readied a goroutine into its P's `runnext` without waking an idle P (see
+    /// `park::put_runnable`): 0 none, 1 in this gort call, 2 in the one before. Only the G
+    /// itself touches it, while running.
+    pub(crate) defer_wake: Cell<u8>,
     /// The M running this G, or null (Go: `g.m`). Written by that M.
     pub(crate) m: AtomicPtr<M>,
     /// Roughly where the G's stack pointer was when it last switched away: `goready`
@@ -266,6 +270,7 @@ impl G {
             last_m: AtomicPtr::new(ptr::null_mut()),
             lockedm: AtomicPtr::new(ptr::null_mut()),
             preempt: AtomicBool::new(false),
+            defer_wake: Cell::new(0),
             is_main: Cell::new(false),
             locals: UnsafeCell::new(Vec::new()),
             join: super::join::Join::new(),
@@ -371,6 +376,7 @@ impl G {
         self.is_main.set(main);
         self.last_m.store(std::ptr::null_mut(), Ordering::Relaxed);
         self.preempt.store(false, Ordering::Relaxed);
+        self.defer_wake.set(0);
         debug_assert!(
             self.lockedm.load(Ordering::Relaxed).is_null(),
             "a dead G was still wired to an M"

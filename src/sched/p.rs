@@ -24,16 +24,26 @@ pub(crate) const P_DEAD: u32 = 4;
 ///
 /// Aligned to 128 bytes (two cache lines, as crossbeam's `CachePadded` on x86-64) so that
 /// two of them, written on every switch by different threads, never share a line.
-#[repr(align(128))]
+///
+/// `repr(C)` keeps apart what other threads read while the owner runs (`status`, `m`,
+/// `timers`, and the queue's `head`/`tail`: spinning Ms poll them) from what the owner
+/// writes on every switch (`runnext`, `schedtick`, `parks`...): sharing a line, each poll
+/// would cost the owner a cache miss on its next write (pingpong at 2 Ps: see
+/// docs/design/scheduler.md).
+#[repr(C, align(128))]
 pub(crate) struct P {
+    // --- read by other Ms; written rarely ---
     /// Index in `allp`. Immutable.
     pub(crate) id: u32,
     /// `_P*` status. Set by its owner M, or under `sched.lock` while idle.
     pub(crate) status: AtomicU32,
     /// The M holding this P, or null (Go: `p.m`). Written by that M.
     pub(crate) m: AtomicPtr<M>,
-    /// Local run queue and `runnext`. Protocol in `runq.rs`.
+    /// This P's timers (Go: `p.timers`, `timersLock`, `timer0When`); own lock.
+    pub(crate) timers: crate::time::heap::Timers,
+    /// Local run queue and `runnext` (each on its own lines). Protocol in `runq.rs`.
     pub(crate) runq: LocalQueue<G>,
+    // --- written by the owner M all the time ---
     /// Incremented when `execute` starts a new time slice (Go: `p.schedtick`). Written by
     /// the owner M; read by others (sysmon, stats).
     pub(crate) schedtick: AtomicU32,
@@ -46,20 +56,22 @@ pub(crate) struct P {
     /// Counters for stats, owner-written: parks on this P, successful steals by it.
     pub(crate) parks: AtomicU64,
     pub(crate) steals: AtomicU64,
-    /// This P's timers (Go: `p.timers`, `timersLock`, `timer0When`); own lock.
-    pub(crate) timers: crate::time::heap::Timers,
     /// Dead Gs with stacks, for reuse (Go: `p.gFree`). Owner M only.
     gfree: UnsafeCell<Vec<&'static G>>,
     /// Set when a time slice was preempted: the next scheduling round looks at the global
     /// queue first (where the preempted goroutine went). Owner M only.
     pub(crate) global_first: Cell<bool>,
+    /// Counts goroutines readied into `runnext` without waking an idle P for them (see
+    /// `park::put_runnable`), so that sysmon can tell a `runnext` that has sat
+    /// there since its last look from a fresh one. Owner-written; read by sysmon.
+    pub(crate) defer_seq: AtomicU32,
     /// Goroutine-id cache (Go: `p.goidcache`, `p.goidcacheend`). Owner M only.
     goidcache: Cell<u64>,
     goidcacheend: Cell<u64>,
 }
 
-// SAFETY: `gfree`, `goidcache` and `goidcacheend` are touched only by the M that owns
-// the P (status `_Prunning` with `p.m` = that M), and ownership passes between Ms through
+// SAFETY: `gfree`, `global_first`, `goidcache` and `goidcacheend` are touched only by
+// the M that owns the P (status `_Prunning` with `p.m` = that M), and ownership passes between Ms through
 // `sched.lock` (pidleput/pidleget) or `nextp` + note wake-up, both of which order the
 // previous owner's writes before the next owner's reads. Everything else is atomic.
 unsafe impl Sync for P {}
@@ -83,6 +95,7 @@ impl P {
             timers: crate::time::heap::Timers::new(),
             gfree: UnsafeCell::new(Vec::new()),
             global_first: Cell::new(false),
+            defer_seq: AtomicU32::new(0),
             goidcache: Cell::new(0),
             goidcacheend: Cell::new(0),
         }

@@ -54,7 +54,24 @@ pub(crate) fn gopark(unlockf: Option<&mut dyn FnMut() -> bool>, reason: WaitReas
     let Some(g) = getg() else {
         crate::throw!("gopark: not on a goroutine");
     };
+    gopark_g(g, unlockf, reason);
+}
+
+/// `gopark` for a caller that already knows it is goroutine `g` (saves a thread-local
+/// read on hot paths).
+pub(crate) fn gopark_g(
+    g: &'static G,
+    unlockf: Option<&mut dyn FnMut() -> bool>,
+    reason: WaitReason,
+) {
+    debug_assert!(
+        getg().is_some_and(|cur| std::ptr::eq(cur, g)),
+        "gopark_g: not g"
+    );
     g.set_waitreason(reason);
+    // whatever this G readied into runnext runs on this P now (directly or through
+    // schedule): no wake-up needed for it
+    g.defer_wake.set(0);
     let f = unlockf.map(|f| {
         let p: *mut (dyn FnMut() -> bool + '_) = f;
         // SAFETY: only the lifetime is erased. The closure outlives its use: g0 calls it
@@ -134,13 +151,25 @@ pub(crate) fn after_switch(handoff: usize) {
         if !unsafe { (*f)() } {
             // cancelled: the goroutine is runnable again; it runs next
             h.prev.cas_status(G_WAITING, G_RUNNABLE);
-            let _ = put_runnable(getm().and_then(|m| m.p()), h.prev);
+            let _ = put_runnable(getm().and_then(|m| m.p()), h.prev, getg());
         }
     }
 }
 
 /// Makes a parked goroutine runnable (see the module docs).
 pub(crate) fn goready(gp: &'static G) {
+    goready_by(gp, getg());
+}
+
+/// `goready` by a caller that knows whether it is a goroutine (`me`: itself) or not
+/// (`None`), which saves a thread-local read when it is one.
+#[inline]
+pub(crate) fn goready_by(gp: &'static G, me: Option<&'static G>) {
+    let p = match me {
+        // SAFETY: Ms are never freed; a running goroutine's `m` is the M running it.
+        Some(me) => unsafe { me.m.load(Ordering::Relaxed).as_ref() }.and_then(|m| m.p()),
+        None => getm().and_then(|m| m.p()),
+    };
     gp.prefetch_stack();
     let lm = gp.lockedm.load(std::sync::atomic::Ordering::Relaxed);
     if !lm.is_null() {
@@ -150,20 +179,52 @@ pub(crate) fn goready(gp: &'static G) {
         }
     }
     gp.cas_status(G_WAITING, G_RUNNABLE);
-    let _ = put_runnable(getm().and_then(|m| m.p()), gp);
+    let _ = put_runnable(p, gp, me);
 }
 
 /// Queues runnable `gp` to run next: in `p`'s `runnext` (the caller's P), or on the
 /// global queue from a thread without a P; then makes sure an M will look for it
-/// (`goready` and `newproc`). Returns whether `p`'s local queue overflowed into the
-/// global queue.
+/// (`goready` and `newproc`). `me` is the calling goroutine (`None` on g0 or a plain
+/// thread). Returns whether `p`'s local queue overflowed into the global queue.
+///
+/// # Deferred wake-ups
+///
+/// Go wakes an idle P on every ready (`wakep`), so that it can steal the goroutine if the
+/// readier keeps running. Most readiers park soon after (a channel hand-off, then waiting
+/// for the reply), and their P runs the readied goroutine itself (`gopark`'s direct
+/// switch). The wake-up is then wasted, and not cheap: a futex wake of a sleeping thread
+/// costs the readier 10-40 us on a VM, and the woken M spins and steals. So when the
+/// goroutine goes into an empty `runnext` (the ring did not grow), gort defers the wake:
+/// the readier's `defer_wake` is set, and if it is still running at its second gort call
+/// after that (`preempt_point_g`), or enters a blocking call, the wake happens then; its
+/// park cancels it. On g0 (timers, unlock functions) nothing is deferred: g0 schedules
+/// next, and its P runs the goroutine. Sysmon wakes a P for a `runnext` that sits
+/// unchanged through a whole sysmon interval (a readier computing without gort calls).
+/// A goroutine that displaces another one from `runnext` into the ring wakes at once, as
+/// in Go.
 #[inline]
-pub(crate) fn put_runnable(p: Option<&'static super::p::P>, gp: &'static G) -> bool {
+pub(crate) fn put_runnable(
+    p: Option<&'static super::p::P>,
+    gp: &'static G,
+    me: Option<&'static G>,
+) -> bool {
     match p {
         Some(p) => {
-            let spilled = runqput(p, gp, true);
-            // the runnext swap was a SeqCst RMW: no extra fence needed
-            super::idle::wakep_after_seqcst_put();
+            let (spilled, displaced) = p.runq.put_next(gp as *const G as *mut G, &mut |batch| {
+                SCHED.lock().globrunqputbatch(batch)
+            });
+            if displaced {
+                // the runnext swap was a SeqCst RMW: no extra fence needed
+                super::idle::wakep_after_seqcst_put();
+            } else {
+                if let Some(me) = me {
+                    me.defer_wake.set(1);
+                }
+                p.defer_seq.store(
+                    p.defer_seq.load(Ordering::Relaxed).wrapping_add(1),
+                    Ordering::Relaxed,
+                );
+            }
             spilled
         }
         None => {
@@ -194,10 +255,38 @@ pub(crate) fn put_runnable(p: Option<&'static super::p::P>, gp: &'static G) -> b
 /// ```
 #[inline]
 pub fn preempt_point() {
-    if let Some(g) = getg() {
+    preempt_point_g(getg());
+}
+
+/// `preempt_point` for a caller that knows whether it is a goroutine (`g`: itself).
+#[inline]
+pub(crate) fn preempt_point_g(g: Option<&'static G>) {
+    if let Some(g) = g {
         if super::sysmon::take_preempt_request(g) {
             g.switch_to_g0(Switch::Preempt);
         }
+        // a wake-up deferred (see `put_runnable`) since the gort call before this one
+        // happens now
+        match g.defer_wake.get() {
+            0 => {}
+            1 => g.defer_wake.set(2),
+            _ => {
+                // SAFETY: Ms are never freed; a running G's `m` is the M running it.
+                let m = unsafe { g.m.load(Ordering::Relaxed).as_ref() };
+                if let Some(p) = m.and_then(|m| m.p()) {
+                    flush_deferred_wake(g, p);
+                }
+            }
+        }
+    }
+}
+
+/// Carries out the wake-up running goroutine `g` deferred, if any, if the goroutine it
+/// readied still waits in `p`'s `runnext` (`p`: the P running `g`).
+#[cold]
+pub(crate) fn flush_deferred_wake(g: &'static G, p: &'static P) {
+    if g.defer_wake.replace(0) != 0 && p.runq.has_runnext() {
+        wakep();
     }
 }
 

@@ -2,7 +2,7 @@
 //! (Go: proc.go).
 
 use super::g::{G, G_DEAD, G_IDLE, G_RUNNABLE, G_RUNNING};
-use super::m::{getg, getm};
+use super::m::getm;
 use super::p::bump;
 use super::p::P;
 use super::schedt::{lock, SCHED};
@@ -45,7 +45,10 @@ where
     F: FnOnce() + Send + 'static,
 {
     crate::runtime::ensure_init();
-    let p = getm().and_then(|m| m.p());
+    let m = getm();
+    let p = m.and_then(|m| m.p());
+    // the spawning goroutine (None on a plain thread)
+    let me = m.and_then(|m| m.curg());
     let gp = gfget(p, opts.stack_size)?;
     let f = make_body(gp);
     let goid = match p {
@@ -67,10 +70,10 @@ where
         // could be stolen by a spinning M before the caller gets to schedule.
         return Ok((gp, goid));
     }
-    let spilled = super::park::put_runnable(p, gp);
+    let spilled = super::park::put_runnable(p, gp, me);
     // spawning is a runtime entry: honour sysmon's request to give way
-    crate::preempt_point();
-    if spilled && getg().is_some() {
+    super::park::preempt_point_g(me);
+    if spilled && me.is_some() {
         // The local queue overflowed: this goroutine is spawning faster than the Ps run
         // what it spawns. Give way to the queue once (the spawner goes to its tail), so
         // a spawning loop does not pile up unbounded live goroutines (and their stacks)

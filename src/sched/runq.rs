@@ -35,15 +35,19 @@ pub(crate) const RUNQ_CAP: u32 = 4;
 pub(crate) const RUNQ_HALF: usize = (RUNQ_CAP / 2) as usize;
 
 /// A P's local run queue of `*mut T` (T is `G` in the runtime; tests use other types).
+///
+/// Each field has its own cache lines: spinning Ms poll `head` and `tail` (and read `buf`)
+/// of every P, while the owner swaps `runnext` on every channel hand-off.
+#[repr(C)]
 pub(crate) struct LocalQueue<T> {
     /// Next slot to consume. Advanced by CAS by the owner (`get`) and thieves (`grab`).
     head: crossbeam_utils::CachePadded<AtomicU32>,
     /// Next slot to fill. Written only by the owner, with release.
     tail: crossbeam_utils::CachePadded<AtomicU32>,
     /// The G to run next. Non-null stores by the owner only; anyone may CAS it to null.
-    runnext: AtomicPtr<T>,
+    runnext: crossbeam_utils::CachePadded<AtomicPtr<T>>,
     /// The ring. Slot `i % RUNQ_CAP` for `head <= i < tail` holds a queued G.
-    buf: Box<[AtomicPtr<T>]>,
+    buf: crossbeam_utils::CachePadded<Box<[AtomicPtr<T>]>>,
 }
 
 // SAFETY: the queue holds raw pointers it never dereferences; transferring and sharing
@@ -59,10 +63,12 @@ impl<T> LocalQueue<T> {
         LocalQueue {
             head: crossbeam_utils::CachePadded::new(AtomicU32::new(0)),
             tail: crossbeam_utils::CachePadded::new(AtomicU32::new(0)),
-            runnext: AtomicPtr::new(ptr::null_mut()),
-            buf: (0..RUNQ_CAP)
-                .map(|_| AtomicPtr::new(ptr::null_mut()))
-                .collect(),
+            runnext: crossbeam_utils::CachePadded::new(AtomicPtr::new(ptr::null_mut())),
+            buf: crossbeam_utils::CachePadded::new(
+                (0..RUNQ_CAP)
+                    .map(|_| AtomicPtr::new(ptr::null_mut()))
+                    .collect(),
+            ),
         }
     }
 
@@ -107,6 +113,29 @@ impl<T> LocalQueue<T> {
             }
             // a consumer took some Gs meanwhile: the fast path will work now
         }
+    }
+
+    /// `put(g, true, overflow)` that also says whether a G was displaced from `runnext`
+    /// into the ring: `(spilled, displaced)`.
+    pub(crate) fn put_next(&self, g: *mut T, overflow: &mut dyn FnMut(&[*mut T])) -> (bool, bool) {
+        debug_assert!(!g.is_null());
+        // seq_cst, as in `put`
+        let old = self.runnext.swap(g, SeqCst);
+        if old.is_null() {
+            return (false, false);
+        }
+        (self.put(old, false, overflow), true)
+    }
+
+    /// Whether `runnext` holds a G (a racy snapshot for other threads).
+    pub(crate) fn has_runnext(&self) -> bool {
+        !self.runnext.load(Relaxed).is_null()
+    }
+
+    /// Whether the ring (not counting `runnext`) looks empty (a racy snapshot).
+    pub(crate) fn ring_is_empty(&self) -> bool {
+        let h = self.head.load(Acquire);
+        self.tail.load(Acquire) == h
     }
 
     /// Moves half the ring plus `g` to `overflow`. Fails if a consumer raced us.

@@ -63,6 +63,8 @@ fn entersyscall(m: &'static M, g: &'static G) {
     let Some(p) = m.p() else {
         crate::throw!("entersyscall: no P");
     };
+    // a goroutine this one readied into runnext would wait for this call otherwise
+    super::park::flush_deferred_wake(g, p);
     g.cas_status(G_RUNNING, G_SYSCALL);
     p.syscalltick.store(
         p.syscalltick.load(Ordering::Relaxed).wrapping_add(1),

@@ -81,6 +81,8 @@ struct Tick {
     watched: bool,
     /// Kernel id of the hog's thread, whose slice sysmon lengthened (0: none).
     hog_tid: i64,
+    /// `p.defer_seq` at the last look.
+    defer_seq: u32,
 }
 
 fn run() {
@@ -115,7 +117,7 @@ fn run() {
         let mut did = false;
         did |= overdue_timers(now, delay);
         did |= rescue_above(procs);
-        did |= stranded_work();
+        did |= stranded_work(&mut ticks);
         // every P that exists: a P retired by a GOMAXPROCS decrease may still be held by
         // an M in a blocking call, with goroutines queued behind it
         let nps = (0..super::schedt::MAX_PROCS)
@@ -171,16 +173,30 @@ fn rescue_above(procs: usize) -> bool {
     true
 }
 
-/// 2. Runnable goroutines queued while Ps are idle and nobody is looking for work.
-fn stranded_work() -> bool {
-    if SCHED.npidle.load(Ordering::SeqCst) == 0 || SCHED.nmspinning.load(Ordering::SeqCst) != 0 {
+/// Step 2: runnable goroutines queued while Ps are idle and nobody is looking for work.
+/// A goroutine in `runnext` counts only if it has been there since the last look (its
+/// wake-up was deferred, and the readier went on running: see `park::put_runnable`).
+fn stranded_work(ticks: &mut Vec<Tick>) -> bool {
+    let procs = SCHED.procs();
+    if ticks.len() < procs {
+        ticks.resize(procs, Tick::default());
+    }
+    let mut queued = SCHED.runqsize.load(Ordering::SeqCst) != 0;
+    for (i, t) in ticks.iter_mut().enumerate().take(procs) {
+        let Some(p) = SCHED.p(i) else { continue };
+        let seq = p.defer_seq.load(Ordering::Relaxed);
+        let stale = seq == t.defer_seq;
+        t.defer_seq = seq;
+        queued |= !p.runq.ring_is_empty() || (stale && p.runq.has_runnext());
+    }
+    if !queued
+        || SCHED.npidle.load(Ordering::SeqCst) == 0
+        || SCHED.nmspinning.load(Ordering::SeqCst) != 0
+    {
         return false;
     }
-    let queued = SCHED.any_work();
-    if queued {
-        super::idle::wakep();
-    }
-    queued
+    super::idle::wakep();
+    true
 }
 
 /// What one `retake_and_preempt` pass found.

@@ -228,6 +228,12 @@ fn wake_for_timer(when: i64) {
 /// Runs the due timers of every P (Go: `checkTimers` over all Ps). With a P held the
 /// readied goroutines go to its queue; without one, to the global queue.
 pub(crate) fn run_all_due(now: i64) -> usize {
+    // While the due timers are out of the heaps but their goroutines not yet readied,
+    // they still count as pending: sysmon fires them without being an M, and an M going
+    // idle meanwhile would otherwise see no timer, no work and only waiting goroutines,
+    // and report a deadlock (seen under heavy load: the timer M started for them had not
+    // got to run yet, so sysmon found them overdue).
+    FIRING.fetch_add(1, Ordering::SeqCst);
     let mut due = Vec::new();
     for i in 0..SCHED.procs() {
         if let Some(p) = SCHED.p(i) {
@@ -238,8 +244,12 @@ pub(crate) fn run_all_due(now: i64) -> usize {
     for e in due {
         heap::fire(e);
     }
+    FIRING.fetch_sub(1, Ordering::SeqCst);
     n
 }
+
+/// Callers of `run_all_due` between taking due timers and having fired them.
+static FIRING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Whether `p` has a timer due now (what `check_timers` would run).
 #[inline]
@@ -338,9 +348,10 @@ pub(crate) fn timer_m_exists() -> bool {
     !TIMER_M.load(Ordering::SeqCst).is_null()
 }
 
-/// Whether any timer is pending (for deadlock detection).
+/// Whether any timer is pending (for deadlock detection), counting timers being fired by
+/// `run_all_due`.
 pub(crate) fn timers_pending() -> bool {
-    earliest_timer() != 0
+    earliest_timer() != 0 || FIRING.load(Ordering::SeqCst) != 0
 }
 
 /// Number of timer heap entries over all Ps (stale ones included), for stats.
