@@ -1,8 +1,7 @@
 //! Scheduler fairness, ported by name from Go's `runtime/proc_test.go`: the run-next
 //! slot must not let a ping-ponging pair hog a P, and timers must fire while goroutines
 //! keep each other busy. GOMAXPROCS is 2 in this binary; GOMAXPROCS 1 variants run as
-//! child processes. (TestYieldLockedProgress and the other LockOSThread tests are not
-//! ported: gort has no LockOSThread.)
+//! child processes. (The LockOSThread tests are in `lockosthread.rs`.)
 
 mod common;
 
@@ -231,4 +230,85 @@ fn timer_fairness2_one_p() {
         timer_fairness2()
     });
     r.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// How long a goroutine readied into its waker's `runnext` waits to run, while the waker
+/// goes on running (on its thread) and calls `between` in its loop: the median of 5
+/// rounds, and in how many it ran on another thread (taken by the idle P, not run after
+/// the waker's slice). Run in a child with GOMAXPROCS 2 (one P stays idle, so Go
+/// would hand the goroutine to it at once). A round gives up after 2 s.
+fn readied_latency(between: fn()) -> (Duration, usize) {
+    gort::run(move || {
+        let mut elsewhere = 0;
+        let mut lat: Vec<Duration> = (0..5)
+            .map(|_| {
+                let (tx, rx) = chan::bounded::<Instant>(0);
+                let ran_after_us = Arc::new(AtomicU64::new(u64::MAX));
+                let r2 = ran_after_us.clone();
+                let h = gort::go(move || {
+                    let sent = rx.recv().unwrap();
+                    r2.store(sent.elapsed().as_micros() as u64, Ordering::SeqCst);
+                    std::thread::current().id()
+                });
+                gort::time::sleep(Duration::from_millis(5)); // it is parked in recv by now
+                let me = std::thread::current().id();
+                tx.send(Instant::now()).unwrap(); // into our runnext
+                let start = Instant::now();
+                while ran_after_us.load(Ordering::SeqCst) == u64::MAX
+                    && start.elapsed() < Duration::from_secs(2)
+                {
+                    between();
+                }
+                elsewhere += usize::from(h.join().unwrap() != me);
+                Duration::from_micros(ran_after_us.load(Ordering::SeqCst))
+            })
+            .collect();
+        eprintln!("rounds: {lat:?}");
+        lat.sort();
+        (lat[2], elsewhere)
+    })
+}
+
+/// Runs test `name` as a child with GOMAXPROCS 2 and prints what it printed.
+fn latency_child(name: &str) {
+    let out = run_child_within(name, &[("GORT_MAXPROCS", "2")], Duration::from_secs(30));
+    assert_child_ok(name, &out);
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// gort defers the wake-up of an idle P for a goroutine readied into `runnext` (the
+/// readier usually parks next, and its own P runs it). A readier that keeps running
+/// makes the wake-up happen at its second gort call after the ready: the idle P takes
+/// the goroutine, on another thread, well before the readier's 10 ms time slice ends.
+/// (The woken thread is usually running within 100 us; sometimes the kernel first puts
+/// it on the busy CPU, behind the readier's thread, for a few milliseconds, and now and
+/// then for longer than the slice: hence the median of 5 rounds.)
+#[test]
+fn readied_goroutine_runs_while_readier_makes_gort_calls() {
+    if !is_child() {
+        return latency_child("readied_goroutine_runs_while_readier_makes_gort_calls");
+    }
+    let (lat, elsewhere) = readied_latency(gort::preempt_point);
+    eprintln!("readied goroutine ran after {lat:?} (median; readier calling preempt_point)");
+    assert!(
+        elsewhere >= 3,
+        "the readied goroutine waited for the readier's P"
+    );
+    assert!(lat < Duration::from_millis(8), "ran after {lat:?}");
+}
+
+/// As above with a readier that makes no gort call at all: sysmon sees the goroutine
+/// still waiting in `runnext` at two looks in a row and wakes an idle P for it.
+#[test]
+fn readied_goroutine_runs_while_readier_computes() {
+    if !is_child() {
+        return latency_child("readied_goroutine_runs_while_readier_computes");
+    }
+    let (lat, elsewhere) = readied_latency(std::hint::spin_loop);
+    eprintln!("readied goroutine ran after {lat:?} (median; readier computing)");
+    assert!(
+        elsewhere >= 3,
+        "the readied goroutine waited for the readier's P"
+    );
+    assert!(lat < Duration::from_millis(40), "ran after {lat:?}");
 }
