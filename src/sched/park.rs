@@ -40,13 +40,21 @@ use super::schedule::runqput;
 use std::sync::atomic::Ordering;
 
 /// What a goroutine that switched directly to another asks of it (see the module docs).
-/// Lives on the parked goroutine's stack; the next one copies it out first thing.
+/// Lives on the switching goroutine's stack; the next one copies it out first thing.
 struct Handoff {
-    /// The goroutine that parked (`_Gwaiting`, owned by the next goroutine until
-    /// `unlockf` publishes it).
+    /// The goroutine that switched away, owned by the next goroutine until published.
     prev: &'static G,
-    /// Its unlock function.
-    unlockf: Option<*mut (dyn FnMut() -> bool + 'static)>,
+    /// What to do with it.
+    then: Then,
+}
+
+/// The second half of a direct switch, done by the goroutine switched to.
+enum Then {
+    /// `prev` parked (`_Gwaiting`): run its unlock function (Go: `park_m`).
+    Park(Option<*mut (dyn FnMut() -> bool + 'static)>),
+    /// `prev` yielded (`_Grunnable`): queue it at the tail of this P's queue (Go:
+    /// `gosched_m`, with the local queue as in `schedule.rs`'s `Switch::Gosched`).
+    Yield,
 }
 
 /// Parks the calling goroutine (see the module docs for the contract).
@@ -91,7 +99,7 @@ pub(crate) fn gopark_g(
         super::schedule::start_running(m, p, next, true);
         let h = Handoff {
             prev: g,
-            unlockf: f,
+            then: Then::Park(f),
         };
         // SAFETY: we are `g`, on its stack; `next` came off our P's runnext and is
         // suspended (made running on this M above); `h` stays valid until `next` copies
@@ -111,15 +119,7 @@ fn direct_next(g: &'static G) -> Option<(&'static M, &'static P, &'static G)> {
     // SAFETY: Ms are never freed; g.m is the M running us (set before it resumed us).
     let m = unsafe { g.m.load(Ordering::Relaxed).as_ref()? };
     let p = m.p()?;
-    if !m.lockedg.load(Ordering::Relaxed).is_null()
-        || g.preempt.load(Ordering::Relaxed)
-        || p.global_first.get()
-        || (p.schedtick.load(Ordering::Relaxed) % 61 == 0
-            && SCHED.runqsize.load(Ordering::Relaxed) != 0)
-        || crate::config::settings().debug.migrate
-        || super::procresize::must_retire(p)
-        || crate::time::timers_due(p)
-    {
+    if !may_switch_directly(g, m, p) {
         return None;
     }
     let next = p.runq.take_runnext()?;
@@ -134,6 +134,45 @@ fn direct_next(g: &'static G) -> Option<(&'static M, &'static P, &'static G)> {
     Some((m, p, next))
 }
 
+/// Whether nothing calls for a trip through the scheduler when `g` (running on `m`,
+/// which holds `p`) switches away (see the module docs).
+#[inline]
+fn may_switch_directly(g: &'static G, m: &'static M, p: &'static P) -> bool {
+    m.lockedg.load(Ordering::Relaxed).is_null()
+        && !g.preempt.load(Ordering::Relaxed)
+        && !p.global_first.get()
+        && !(p.schedtick.load(Ordering::Relaxed) % 61 == 0
+            && SCHED.runqsize.load(Ordering::Relaxed) != 0)
+        && !crate::config::settings().debug.migrate
+        && !super::procresize::must_retire(p)
+        && !crate::time::timers_due(p)
+}
+
+/// The goroutine `g` (running, about to yield) may switch to directly: the next one of
+/// its P's queue (`runnext` first, inheriting the time slice, as `schedule` would take),
+/// under the same conditions as [`direct_next`]. Returns the M, the P, the next goroutine
+/// and whether it came from `runnext`.
+#[inline]
+fn direct_yield_next(g: &'static G) -> Option<(&'static M, &'static P, &'static G, bool)> {
+    // SAFETY: Ms are never freed; g.m is the M running us (set before it resumed us).
+    let m = unsafe { g.m.load(Ordering::Relaxed).as_ref()? };
+    let p = m.p()?;
+    if !may_switch_directly(g, m, p) {
+        return None;
+    }
+    let (next, inherit) = p.runq.get()?;
+    // SAFETY: the queue only holds pointers made from `&'static G`.
+    let next: &'static G = unsafe { &*next };
+    if !next.lockedm.load(Ordering::Relaxed).is_null() {
+        // it must run on its own thread: put it back (into runnext if it came from
+        // there; a head G goes to the tail, a rare reordering) and let the scheduler
+        // hand it over
+        let _ = runqput(p, next, inherit);
+        return None;
+    }
+    Some((m, p, next, inherit))
+}
+
 /// What a goroutine does first when resumed by a switch (from g0: `handoff` is 0;
 /// directly from a parking goroutine: its [`Handoff`]): runs the parked goroutine's
 /// unlock function, as g0's `park_m` would have.
@@ -145,14 +184,23 @@ pub(crate) fn after_switch(handoff: usize) {
     // goroutine that switched to us; that goroutine stays suspended until its unlock
     // function publishes it, and we copy the record out before calling that.
     let h = unsafe { std::ptr::read(handoff as *const Handoff) };
-    if let Some(f) = h.unlockf {
-        // SAFETY: gopark's contract: the function lives on the parked G's stack, which
-        // nobody resumes until the function published the G.
-        if !unsafe { (*f)() } {
-            // cancelled: the goroutine is runnable again; it runs next
-            h.prev.cas_status(G_WAITING, G_RUNNABLE);
-            let _ = put_runnable(getm().and_then(|m| m.p()), h.prev, getg());
+    match h.then {
+        Then::Park(Some(f)) => {
+            // SAFETY: gopark's contract: the function lives on the parked G's stack, which
+            // nobody resumes until the function published the G.
+            if !unsafe { (*f)() } {
+                // cancelled: the goroutine is runnable again; it runs next
+                h.prev.cas_status(G_WAITING, G_RUNNABLE);
+                let _ = put_runnable(getm().and_then(|m| m.p()), h.prev, getg());
+            }
         }
+        Then::Park(None) => {}
+        Then::Yield => match getm().and_then(|m| m.p()) {
+            Some(p) => {
+                let _ = runqput(p, h.prev, false);
+            }
+            None => crate::throw!("gosched: direct switch without a P"),
+        },
     }
 }
 
@@ -307,10 +355,29 @@ pub(crate) fn preempt_every(i: u32) {
 /// lock per yield; other Ps can still steal the goroutine). On a plain thread, yields
 /// the thread.
 pub fn gosched() {
-    match getg() {
-        Some(g) => g.switch_to_g0(Switch::Gosched),
-        None => std::thread::yield_now(),
+    let Some(g) = getg() else {
+        std::thread::yield_now();
+        return;
+    };
+    // what this G readied into runnext runs before it again: no wake-up needed for it
+    g.defer_wake.set(0);
+    if let Some((m, p, next, inherit)) = direct_yield_next(g) {
+        // Go: gosched_m's first half, then execute(next); the G is queued by `next`
+        // (`after_switch`), once its context is saved
+        g.m.store(std::ptr::null_mut(), Ordering::Relaxed);
+        g.cas_status(G_RUNNING, G_RUNNABLE);
+        super::schedule::start_running(m, p, next, inherit);
+        let h = Handoff {
+            prev: g,
+            then: Then::Yield,
+        };
+        // SAFETY: as in gopark_g: `next` came off our P's queue and is suspended; `h`
+        // stays valid until `next` copies it out, before anything can resume us.
+        let t = unsafe { g.switch_to(next, &h as *const Handoff as usize) };
+        after_switch(t);
+        return;
     }
+    g.switch_to_g0(Switch::Gosched);
 }
 
 /// Runs `f` on the current M's g0 stack and returns (Go: `systemstack`). Used for work
