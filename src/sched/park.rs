@@ -141,8 +141,9 @@ fn may_switch_directly(g: &'static G, m: &'static M, p: &'static P) -> bool {
     m.lockedg.load(Ordering::Relaxed).is_null()
         && !g.preempt.load(Ordering::Relaxed)
         && !p.global_first.get()
-        && !(p.schedtick.load(Ordering::Relaxed) % 61 == 0
-            && SCHED.runqsize.load(Ordering::Relaxed) != 0)
+        // not the global queue's turn (schedule's 1-in-61 check)
+        && (p.schedtick.load(Ordering::Relaxed) % 61 != 0
+            || SCHED.runqsize.load(Ordering::Relaxed) == 0)
         && !crate::config::settings().debug.migrate
         && !super::procresize::must_retire(p)
         && !crate::time::timers_due(p)
