@@ -142,7 +142,7 @@ fn may_switch_directly(g: &'static G, m: &'static M, p: &'static P) -> bool {
         && !g.preempt.load(Ordering::Relaxed)
         && !p.global_first.get()
         // not the global queue's turn (schedule's 1-in-61 check)
-        && (p.schedtick.load(Ordering::Relaxed) % 61 != 0
+        && (!p.schedtick.load(Ordering::Relaxed).is_multiple_of(61)
             || SCHED.runqsize.load(Ordering::Relaxed) == 0)
         && !crate::config::settings().debug.migrate
         && !super::procresize::must_retire(p)
