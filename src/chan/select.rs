@@ -266,6 +266,10 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         }
         block_forever();
     }
+    // the caller, read once (it stays the same goroutine across switches); a select is a
+    // runtime entry, like a channel operation
+    let me = crate::sched::m::getg();
+    crate::sched::park::preempt_point_g(me);
     // poll order: a random permutation (Fisher-Yates); lock order: by channel address.
     // Up to 8 cases live on the stack (no allocation per select).
     let mut poll_buf = [0usize; 8];
@@ -298,7 +302,7 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
             cases[i].unlock();
             if let Some(w) = r {
                 if let Some(w) = w {
-                    w.wake(); // try_now dequeued its sudog: we alone wake it
+                    w.wake_by(me); // try_now dequeued its sudog: we alone wake it
                 }
                 return Some(i);
             }
@@ -318,7 +322,7 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         if let Some(w) = cases[i].try_now() {
             unlock_all(cases, order);
             if let Some(w) = w {
-                w.wake(); // try_now dequeued its sudog: we alone wake it
+                w.wake_by(me); // try_now dequeued its sudog: we alone wake it
             }
             return Some(i);
         }
@@ -328,7 +332,7 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         return None;
     }
     // pass 2: enqueue on every channel and park
-    let waiter = Waiter::current(true);
+    let waiter = Waiter::of(me, true);
     let wp: *const Waiter = &waiter;
     for &i in order {
         cases[i].enqueue(wp.cast(), i);

@@ -26,11 +26,6 @@ pub(crate) struct Waiter {
 }
 
 impl Waiter {
-    /// A waiter for the calling goroutine or thread.
-    pub(crate) fn current(is_select: bool) -> Waiter {
-        Waiter::of(getg(), is_select)
-    }
-
     /// A waiter for the caller, which is goroutine `g` (`None`: a plain thread or g0).
     #[inline]
     pub(crate) fn of(g: Option<&'static G>, is_select: bool) -> Waiter {

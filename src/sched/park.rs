@@ -57,12 +57,31 @@ enum Then {
     Yield,
 }
 
-/// Parks the calling goroutine (see the module docs for the contract).
+/// Parks the calling goroutine (see the module docs for the contract). `unlockf` must be
+/// light: it may run on the stack of the goroutine switched to (see "Direct switches").
 pub(crate) fn gopark(unlockf: Option<&mut dyn FnMut() -> bool>, reason: WaitReason) {
     let Some(g) = getg() else {
         crate::throw!("gopark: not on a goroutine");
     };
     gopark_g(g, unlockf, reason);
+}
+
+/// `gopark` for an unlock function that may need a deep stack (arming a timer can start
+/// a thread): it always runs on g0, never on the next goroutine's stack.
+pub(crate) fn gopark_on_g0(unlockf: &mut dyn FnMut() -> bool, reason: WaitReason) {
+    let Some(g) = getg() else {
+        crate::throw!("gopark: not on a goroutine");
+    };
+    g.set_waitreason(reason);
+    g.defer_wake.set(0);
+    let p: *mut (dyn FnMut() -> bool + '_) = unlockf;
+    // SAFETY: only the lifetime is erased, as in `gopark_g`.
+    let f = unsafe {
+        std::mem::transmute::<*mut (dyn FnMut() -> bool + '_), *mut (dyn FnMut() -> bool + 'static)>(
+            p,
+        )
+    };
+    g.switch_to_g0(Switch::Park(Some(f)));
 }
 
 /// `gopark` for a caller that already knows it is goroutine `g` (saves a thread-local
@@ -92,7 +111,9 @@ pub(crate) fn gopark_g(
         }
     });
     if let Some((m, p, next)) = direct_next(g) {
-        // Go: park_m's first half, then execute(next, inheritTime=true)
+        // Go: park_m's first half, then execute(next, inheritTime=true). (From here until
+        // the switch, m.curg already names `next` while we still run on g's stack: a
+        // fault report in that window would name the wrong goroutine.)
         g.m.store(std::ptr::null_mut(), Ordering::Relaxed);
         g.cas_status(G_RUNNING, G_WAITING);
         super::p::bump(&p.parks);
@@ -138,6 +159,12 @@ fn direct_next(g: &'static G) -> Option<(&'static M, &'static P, &'static G)> {
 /// which holds `p`) switches away (see the module docs).
 #[inline]
 fn may_switch_directly(g: &'static G, m: &'static M, p: &'static P) -> bool {
+    if m.is_run && run_main_done(m) {
+        // the `run` caller's thread checks whether its main goroutine is done only when
+        // it gets back to its scheduler loop: a chain of direct switches would keep the
+        // `run` call from returning (until a preemption broke the chain)
+        return false;
+    }
     m.lockedg.load(Ordering::Relaxed).is_null()
         && !g.preempt.load(Ordering::Relaxed)
         && !p.global_first.get()
@@ -147,6 +174,17 @@ fn may_switch_directly(g: &'static G, m: &'static M, p: &'static P) -> bool {
         && !crate::config::settings().debug.migrate
         && !super::procresize::must_retire(p)
         && !crate::time::timers_due(p)
+}
+
+/// Whether the main goroutine of the `run` call on run M `m` has finished.
+#[cold]
+fn run_main_done(m: &'static M) -> bool {
+    // SAFETY: Gs are never freed; `run` holds the main goroutine's handle until it
+    // returns, so the G is not reused meanwhile (join rule 2).
+    match unsafe { m.run_main.load(Ordering::Relaxed).as_ref() } {
+        Some(main) => main.join.is_dead(),
+        None => false,
+    }
 }
 
 /// The goroutine `g` (running, about to yield) may switch to directly: the next one of
@@ -244,9 +282,10 @@ pub(crate) fn goready_by(gp: &'static G, me: Option<&'static G>) {
 /// switch). The wake-up is then wasted, and not cheap: a futex wake of a sleeping thread
 /// costs the readier 10-40 us on a VM, and the woken M spins and steals. So when the
 /// goroutine goes into an empty `runnext` (the ring did not grow), gort defers the wake:
-/// the readier's `defer_wake` is set, and if it is still running at its second gort call
-/// after that (`preempt_point_g`), or enters a blocking call, the wake happens then; its
-/// park cancels it. On g0 (timers, unlock functions) nothing is deferred: g0 schedules
+/// the readier's `defer_wake` is set, and if it is still running at its second runtime
+/// entry after that (`preempt_point_g`: channel operations, `select!`, spawns, contended
+/// locks, `preempt_point`), or enters a blocking call, the wake happens then; its park or
+/// yield cancels it. On g0 (timers, unlock functions) nothing is deferred: g0 schedules
 /// next, and its P runs the goroutine. Sysmon wakes a P for a `runnext` that sits
 /// unchanged through a whole sysmon interval (a readier computing without gort calls).
 /// A goroutine that displaces another one from `runnext` into the ring wakes at once, as

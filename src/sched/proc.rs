@@ -45,10 +45,18 @@ where
     F: FnOnce() + Send + 'static,
 {
     crate::runtime::ensure_init();
-    let m = getm();
-    let p = m.and_then(|m| m.p());
-    // the spawning goroutine (None on a plain thread)
-    let me = m.and_then(|m| m.curg());
+    // the spawning goroutine (None on a plain thread); spawning is a runtime entry:
+    // honour sysmon's request to give way first (before reading our P, which a yield may
+    // change, and before queueing the new goroutine, so that this call does not also age
+    // the wake-up it defers for it: see `park::put_runnable`)
+    let m0 = getm();
+    let me = m0.and_then(|m| m.curg());
+    super::park::preempt_point_g(me);
+    let p = match me {
+        // SAFETY: Ms are never freed; a running goroutine's `m` is the M running it.
+        Some(g) => unsafe { g.m.load(Ordering::Relaxed).as_ref() }.and_then(|m| m.p()),
+        None => m0.and_then(|m| m.p()),
+    };
     let gp = gfget(p, opts.stack_size)?;
     let f = make_body(gp);
     let goid = match p {
@@ -71,8 +79,6 @@ where
         return Ok((gp, goid));
     }
     let spilled = super::park::put_runnable(p, gp, me);
-    // spawning is a runtime entry: honour sysmon's request to give way
-    super::park::preempt_point_g(me);
     if spilled && me.is_some() {
         // The local queue overflowed: this goroutine is spawning faster than the Ps run
         // what it spawns. Give way to the queue once (the spawner goes to its tail), so

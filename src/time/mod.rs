@@ -83,7 +83,8 @@ fn sleep_until_nanotime(when: i64, d: Duration) {
         });
         true
     };
-    crate::sched::park::gopark(Some(&mut arm), WaitReason::Sleep);
+    // arming may start the timer M's thread: not on another goroutine's stack
+    crate::sched::park::gopark_on_g0(&mut arm, WaitReason::Sleep);
 }
 
 /// A single-shot timer that sends the time on its channel when it fires (Go's
