@@ -81,6 +81,42 @@ pub(crate) unsafe fn resume(save: *mut usize, to: usize) -> usize {
     ret
 }
 
+/// The suspending half shared by [`suspend_to_g0`] and [`switch_direct`]: pushes rbp, rbx
+/// and the resume address (label `2`), stores the stack pointer into `*$save`, then
+/// transfers control with the given instructions (rdx = `$to`, rdi = `$arg`); the code at
+/// `2` is where this stack resumes (rdx = its saved pointer, rdi = the argument).
+#[cfg(target_arch = "x86_64")]
+macro_rules! suspend_then {
+    ($save:expr, $to:expr, $arg:expr, $($transfer:literal),+) => {{
+        let ret: usize;
+        // SAFETY: the callers' contracts; the block saves and restores rbx/rbp itself and
+        // declares every other register it may lose clobbered.
+        unsafe {
+            core::arch::asm!(
+                "push rbp",
+                "push rbx",
+                "lea rax, [rip + 2f]",
+                "push rax",
+                "mov [rcx], rsp",
+                $($transfer,)+
+                "2:",
+                "lea rsp, [rdx + 8]",
+                "pop rbx",
+                "pop rbp",
+                inlateout("rcx") $save => _,
+                inlateout("rdx") $to => _,
+                inlateout("rdi") $arg => ret,
+                lateout("r12") _,
+                lateout("r13") _,
+                lateout("r14") _,
+                lateout("r15") _,
+                clobber_abi("C"),
+            );
+        }
+        ret
+    }};
+}
+
 /// Suspends the running stack into `*save` and returns to g0 (suspended in [`resume`]
 /// with `g0`), which gets `arg`. Returns the argument of whatever resumes this stack.
 ///
@@ -90,33 +126,8 @@ pub(crate) unsafe fn resume(save: *mut usize, to: usize) -> usize {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn suspend_to_g0(save: *mut usize, g0: usize, arg: usize) -> usize {
-    let ret: usize;
-    // SAFETY: as for `resume`.
-    unsafe {
-        core::arch::asm!(
-            "push rbp",
-            "push rbx",
-            "lea rax, [rip + 2f]",
-            "push rax",
-            "mov [rcx], rsp",
-            "mov rsp, rdx",
-            // pops the return address of g0's `call` in `resume`
-            "ret",
-            "2:",
-            "lea rsp, [rdx + 8]",
-            "pop rbx",
-            "pop rbp",
-            inlateout("rcx") save => _,
-            inlateout("rdx") g0 => _,
-            inlateout("rdi") arg => ret,
-            lateout("r12") _,
-            lateout("r13") _,
-            lateout("r14") _,
-            lateout("r15") _,
-            clobber_abi("C"),
-        );
-    }
-    ret
+    // `ret` pops the return address of g0's `call` in `resume`
+    suspend_then!(save, g0, arg, "mov rsp, rdx", "ret")
 }
 
 /// Suspends the running stack into `*save` and resumes the suspended stack `to`, which
@@ -128,31 +139,7 @@ pub(crate) unsafe fn suspend_to_g0(save: *mut usize, g0: usize, arg: usize) -> u
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn switch_direct(save: *mut usize, to: usize, arg: usize) -> usize {
-    let ret: usize;
-    // SAFETY: as for `resume`.
-    unsafe {
-        core::arch::asm!(
-            "push rbp",
-            "push rbx",
-            "lea rax, [rip + 2f]",
-            "push rax",
-            "mov [rcx], rsp",
-            "jmp [rdx]",
-            "2:",
-            "lea rsp, [rdx + 8]",
-            "pop rbx",
-            "pop rbp",
-            inlateout("rcx") save => _,
-            inlateout("rdx") to => _,
-            inlateout("rdi") arg => ret,
-            lateout("r12") _,
-            lateout("r13") _,
-            lateout("r14") _,
-            lateout("r15") _,
-            clobber_abi("C"),
-        );
-    }
-    ret
+    suspend_then!(save, to, arg, "jmp [rdx]")
 }
 
 /// The resume address of a fresh x86-64 stack: `[sp]` = this, `[sp+8]` = entry,
@@ -205,6 +192,27 @@ pub(crate) unsafe fn init(start: usize, entry: Entry, data: usize) -> usize {
 // the stack) serves the three kinds of switch; it is correct, if not tuned for the
 // return predictor as the x86-64 code is.
 
+/// The aarch64 frame [`switch`] pops (the callee-saved registers at `sp`, 160 bytes), as
+/// one assembly string for both places that resume a stack saved by it.
+#[cfg(target_arch = "aarch64")]
+macro_rules! aarch64_restore {
+    () => {
+        concat!(
+            "ldp x19, x20, [sp, #0]\n",
+            "ldp x21, x22, [sp, #16]\n",
+            "ldp x23, x24, [sp, #32]\n",
+            "ldp x25, x26, [sp, #48]\n",
+            "ldp x27, x28, [sp, #64]\n",
+            "ldp x29, x30, [sp, #80]\n",
+            "ldp d8, d9, [sp, #96]\n",
+            "ldp d10, d11, [sp, #112]\n",
+            "ldp d12, d13, [sp, #128]\n",
+            "ldp d14, d15, [sp, #144]\n",
+            "add sp, sp, #160",
+        )
+    };
+}
+
 /// Saves the current stack's context into `*save` and resumes the stack whose saved
 /// pointer is `to`, returning `arg` there.
 ///
@@ -229,17 +237,7 @@ unsafe extern "C" fn switch(save: *mut usize, to: usize, arg: usize) -> usize {
         "mov x9, sp",
         "str x9, [x0]",
         "mov sp, x1",
-        "ldp x19, x20, [sp, #0]",
-        "ldp x21, x22, [sp, #16]",
-        "ldp x23, x24, [sp, #32]",
-        "ldp x25, x26, [sp, #48]",
-        "ldp x27, x28, [sp, #64]",
-        "ldp x29, x30, [sp, #80]",
-        "ldp d8, d9, [sp, #96]",
-        "ldp d10, d11, [sp, #112]",
-        "ldp d12, d13, [sp, #128]",
-        "ldp d14, d15, [sp, #144]",
-        "add sp, sp, #160",
+        aarch64_restore!(),
         "mov x0, x2",
         "ret",
     )
@@ -292,17 +290,7 @@ unsafe extern "C" fn trampoline() {
         "mov x29, xzr",
         "blr x19",
         "mov sp, x0",
-        "ldp x19, x20, [sp, #0]",
-        "ldp x21, x22, [sp, #16]",
-        "ldp x23, x24, [sp, #32]",
-        "ldp x25, x26, [sp, #48]",
-        "ldp x27, x28, [sp, #64]",
-        "ldp x29, x30, [sp, #80]",
-        "ldp d8, d9, [sp, #96]",
-        "ldp d10, d11, [sp, #112]",
-        "ldp d12, d13, [sp, #128]",
-        "ldp d14, d15, [sp, #144]",
-        "add sp, sp, #160",
+        aarch64_restore!(),
         "mov x0, #{exit}",
         "ret",
         ".cfi_endproc",
