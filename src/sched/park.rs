@@ -74,14 +74,29 @@ pub(crate) fn gopark_on_g0(unlockf: &mut dyn FnMut() -> bool, reason: WaitReason
     };
     g.set_waitreason(reason);
     g.defer_wake.set(0);
-    let p: *mut (dyn FnMut() -> bool + '_) = unlockf;
-    // SAFETY: only the lifetime is erased, as in `gopark_g`.
-    let f = unsafe {
-        std::mem::transmute::<*mut (dyn FnMut() -> bool + '_), *mut (dyn FnMut() -> bool + 'static)>(
+    // SAFETY: g0 calls the function while this G is suspended in `switch_to_g0`, so the
+    // borrow is live throughout.
+    let f = unsafe { erase_unlockf(unlockf) };
+    g.switch_to_g0(Switch::Park(Some(f)));
+}
+
+/// Erases the lifetime of an unlock function, for passing it to whoever runs it while the
+/// parking goroutine is suspended.
+///
+/// # Safety
+/// The pointer may be used only while the borrow is live: until the parking goroutine
+/// resumes (it is suspended for as long as g0 or the next goroutine runs the function).
+unsafe fn erase_unlockf<'a>(
+    f: &'a mut (dyn FnMut() -> bool + 'a),
+) -> *mut (dyn FnMut() -> bool + 'static) {
+    let p: *mut (dyn FnMut() -> bool + 'a) = f;
+    // SAFETY: only the lifetime changes (same pointer and vtable); the caller keeps the
+    // borrow live for every use (contract above).
+    unsafe {
+        std::mem::transmute::<*mut (dyn FnMut() -> bool + 'a), *mut (dyn FnMut() -> bool + 'static)>(
             p,
         )
-    };
-    g.switch_to_g0(Switch::Park(Some(f)));
+    }
 }
 
 /// `gopark` for a caller that already knows it is goroutine `g` (saves a thread-local
@@ -99,17 +114,10 @@ pub(crate) fn gopark_g(
     // whatever this G readied into runnext runs on this P now (directly or through
     // schedule): no wake-up needed for it
     g.defer_wake.set(0);
-    let f = unlockf.map(|f| {
-        let p: *mut (dyn FnMut() -> bool + '_) = f;
-        // SAFETY: only the lifetime is erased. The closure outlives its use: g0 calls it
-        // while this G is suspended inside `switch_to_g0` below, so the borrow is live.
-        unsafe {
-            std::mem::transmute::<
-                *mut (dyn FnMut() -> bool + '_),
-                *mut (dyn FnMut() -> bool + 'static),
-            >(p)
-        }
-    });
+    // SAFETY: g0 (after `switch_to_g0`) or the goroutine switched to (after
+    // `switch_to`, in `after_switch`) calls the function while this G is suspended below,
+    // so the borrow is live for every use.
+    let f = unlockf.map(|f| unsafe { erase_unlockf(f) });
     if let Some((m, p, next)) = direct_next(g) {
         // Go: park_m's first half, then execute(next, inheritTime=true). (From here until
         // the switch, m.curg already names `next` while we still run on g's stack: a
