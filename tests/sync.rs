@@ -396,33 +396,29 @@ fn sema_handoff_child() {
 /// is reached through a starving `Mutex` (see `sema_handoff_trial`).
 #[test]
 fn test_sema_handoff() {
-    if is_child() {
-        return sema_handoff_child();
-    }
-    let out = run_child_within("test_sema_handoff", &[], Duration::from_secs(60));
-    assert_child_ok("test_sema_handoff", &out);
+    sema_handoff_in_child("test_sema_handoff", &[]);
 }
 
 /// Go: TestSemaHandoff1: the handoff check with GOMAXPROCS 1 (child process).
 #[test]
 fn test_sema_handoff1() {
-    if is_child() {
-        return sema_handoff_child();
-    }
-    let env = [("GORT_MAXPROCS", "1")];
-    let out = run_child_within("test_sema_handoff1", &env, Duration::from_secs(60));
-    assert_child_ok("test_sema_handoff1", &out);
+    sema_handoff_in_child("test_sema_handoff1", &[("GORT_MAXPROCS", "1")]);
 }
 
 /// Go: TestSemaHandoff2: the handoff check with GOMAXPROCS 2 (child process).
 #[test]
 fn test_sema_handoff2() {
+    sema_handoff_in_child("test_sema_handoff2", &[("GORT_MAXPROCS", "2")]);
+}
+
+/// Runs test `name` as a child with `env`, which does the handoff check
+/// (`sema_handoff_child`); in the child, does it.
+fn sema_handoff_in_child(name: &str, env: &[(&str, &str)]) {
     if is_child() {
         return sema_handoff_child();
     }
-    let env = [("GORT_MAXPROCS", "2")];
-    let out = run_child_within("test_sema_handoff2", &env, Duration::from_secs(60));
-    assert_child_ok("test_sema_handoff2", &out);
+    let out = run_child_within(name, env, Duration::from_secs(60));
+    assert_child_ok(name, &out);
 }
 
 // ---------------------------------------------------------------------------------

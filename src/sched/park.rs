@@ -118,49 +118,13 @@ pub(crate) fn gopark_g(
     // `switch_to`, in `after_switch`) calls the function while this G is suspended below,
     // so the borrow is live for every use.
     let f = unlockf.map(|f| unsafe { erase_unlockf(f) });
-    if let Some((m, p, next)) = direct_next(g) {
-        // Go: park_m's first half, then execute(next, inheritTime=true). (From here until
-        // the switch, m.curg already names `next` while we still run on g's stack: a
-        // fault report in that window would name the wrong goroutine.)
-        g.m.store(std::ptr::null_mut(), Ordering::Relaxed);
-        g.cas_status(G_RUNNING, G_WAITING);
+    if let Some((m, p, next, _)) = direct_target(g, true) {
+        // Go: park_m's first half, then execute(next, inheritTime=true)
         super::p::bump(&p.parks);
-        super::schedule::start_running(m, p, next, true);
-        let h = Handoff {
-            prev: g,
-            then: Then::Park(f),
-        };
-        // SAFETY: we are `g`, on its stack; `next` came off our P's runnext and is
-        // suspended (made running on this M above); `h` stays valid until `next` copies
-        // it out in `after_switch`, before anything can resume us.
-        let t = unsafe { g.switch_to(next, &h as *const Handoff as usize) };
-        after_switch(t);
+        switch_directly(g, G_WAITING, m, p, next, true, Then::Park(f));
         return;
     }
     g.switch_to_g0(Switch::Park(f));
-}
-
-/// The goroutine `g` (running, about to park) may switch to directly: its P's `runnext`,
-/// when nothing calls for a trip through the scheduler (see the module docs). Returns the
-/// M, the P and the next goroutine, taken off `runnext`.
-#[inline]
-fn direct_next(g: &'static G) -> Option<(&'static M, &'static P, &'static G)> {
-    // SAFETY: Ms are never freed; g.m is the M running us (set before it resumed us).
-    let m = unsafe { g.m.load(Ordering::Relaxed).as_ref()? };
-    let p = m.p()?;
-    if !may_switch_directly(g, m, p) {
-        return None;
-    }
-    let next = p.runq.take_runnext()?;
-    // SAFETY: the queue only holds pointers made from `&'static G`.
-    let next: &'static G = unsafe { &*next };
-    if !next.lockedm.load(Ordering::Relaxed).is_null() {
-        // it must run on its own thread: put it back (runnext is empty, so it returns to
-        // exactly where it was) and let the scheduler hand it over
-        let _ = runqput(p, next, true);
-        return None;
-    }
-    Some((m, p, next))
 }
 
 /// Whether nothing calls for a trip through the scheduler when `g` (running on `m`,
@@ -195,29 +159,63 @@ fn run_main_done(m: &'static M) -> bool {
     }
 }
 
-/// The goroutine `g` (running, about to yield) may switch to directly: the next one of
-/// its P's queue (`runnext` first, inheriting the time slice, as `schedule` would take),
-/// under the same conditions as [`direct_next`]. Returns the M, the P, the next goroutine
-/// and whether it came from `runnext`.
+/// The goroutine `g` (running, about to park or yield) may switch directly to the next
+/// goroutine of its P, when nothing calls for a trip through the scheduler (see the module
+/// docs): the one in `runnext` (a park: `runnext_only`), or the next one `schedule` would
+/// take from the local queue (`runnext` first, inheriting the time slice). Returns the M,
+/// the P, the goroutine (taken off the queue) and whether it came from `runnext`.
 #[inline]
-fn direct_yield_next(g: &'static G) -> Option<(&'static M, &'static P, &'static G, bool)> {
+fn direct_target(
+    g: &'static G,
+    runnext_only: bool,
+) -> Option<(&'static M, &'static P, &'static G, bool)> {
     // SAFETY: Ms are never freed; g.m is the M running us (set before it resumed us).
     let m = unsafe { g.m.load(Ordering::Relaxed).as_ref()? };
     let p = m.p()?;
     if !may_switch_directly(g, m, p) {
         return None;
     }
-    let (next, inherit) = p.runq.get()?;
+    let (next, inherit) = if runnext_only {
+        (p.runq.take_runnext()?, true)
+    } else {
+        p.runq.get()?
+    };
     // SAFETY: the queue only holds pointers made from `&'static G`.
     let next: &'static G = unsafe { &*next };
     if !next.lockedm.load(Ordering::Relaxed).is_null() {
-        // it must run on its own thread: put it back (into runnext if it came from
-        // there; a head G goes to the tail, a rare reordering) and let the scheduler
-        // hand it over
+        // it must run on its own thread: put it back (into runnext if it came from there,
+        // which is empty now, so it returns to exactly where it was; a head G goes to the
+        // tail, a rare reordering) and let the scheduler hand it over
         let _ = runqput(p, next, inherit);
         return None;
     }
     Some((m, p, next, inherit))
+}
+
+/// Switches from running goroutine `g` (which becomes `status`) straight to `next`, taken
+/// off `p`'s queue by [`direct_target`]; `next` does `then` with `g` first thing
+/// (`after_switch`). Returns when `g` is resumed. (From the `start_running` below until
+/// the switch, `m.curg` already names `next` while we still run on `g`'s stack: a fault
+/// report in that window would name the wrong goroutine.)
+#[inline]
+fn switch_directly(
+    g: &'static G,
+    status: u32,
+    m: &'static M,
+    p: &'static P,
+    next: &'static G,
+    inherit: bool,
+    then: Then,
+) {
+    g.m.store(std::ptr::null_mut(), Ordering::Relaxed);
+    g.cas_status(G_RUNNING, status);
+    super::schedule::start_running(m, p, next, inherit);
+    let h = Handoff { prev: g, then };
+    // SAFETY: we are `g`, on its stack; `next` came off our P's queue and is suspended
+    // (made running on this M above); `h` stays valid until `next` copies it out in
+    // `after_switch`, before anything can publish or resume us.
+    let t = unsafe { g.switch_to(next, &h as *const Handoff as usize) };
+    after_switch(t);
 }
 
 /// What a goroutine does first when resumed by a switch (from g0: `handoff` is 0;
@@ -306,9 +304,7 @@ pub(crate) fn put_runnable(
 ) -> bool {
     match p {
         Some(p) => {
-            let (spilled, displaced) = p.runq.put_next(gp as *const G as *mut G, &mut |batch| {
-                SCHED.lock().globrunqputbatch(batch)
-            });
+            let (spilled, displaced) = super::schedule::runqput_next(p, gp);
             if displaced {
                 // the runnext swap was a SeqCst RMW: no extra fence needed
                 super::idle::wakep_after_seqcst_put();
@@ -409,20 +405,10 @@ pub fn gosched() {
     };
     // what this G readied into runnext runs before it again: no wake-up needed for it
     g.defer_wake.set(0);
-    if let Some((m, p, next, inherit)) = direct_yield_next(g) {
+    if let Some((m, p, next, inherit)) = direct_target(g, false) {
         // Go: gosched_m's first half, then execute(next); the G is queued by `next`
         // (`after_switch`), once its context is saved
-        g.m.store(std::ptr::null_mut(), Ordering::Relaxed);
-        g.cas_status(G_RUNNING, G_RUNNABLE);
-        super::schedule::start_running(m, p, next, inherit);
-        let h = Handoff {
-            prev: g,
-            then: Then::Yield,
-        };
-        // SAFETY: as in gopark_g: `next` came off our P's queue and is suspended; `h`
-        // stays valid until `next` copies it out, before anything can resume us.
-        let t = unsafe { g.switch_to(next, &h as *const Handoff as usize) };
-        after_switch(t);
+        switch_directly(g, G_RUNNABLE, m, p, next, inherit, Then::Yield);
         return;
     }
     g.switch_to_g0(Switch::Gosched);

@@ -25,6 +25,14 @@ pub(crate) fn runqput(p: &'static P, g: &'static G, next: bool) -> bool {
     })
 }
 
+/// `runqput(p, g, true)` that also says whether a G was displaced from `runnext` into the
+/// ring: `(spilled, displaced)`. Caller owns `p`.
+pub(crate) fn runqput_next(p: &'static P, g: &'static G) -> (bool, bool) {
+    p.runq.put_next(g as *const G as *mut G, &mut |batch| {
+        SCHED.lock().globrunqputbatch(batch)
+    })
+}
+
 /// Takes the next G of `p` (Go: `runqget`). Caller owns `p`.
 pub(crate) fn runqget(p: &'static P) -> Option<(&'static G, bool)> {
     // SAFETY: the queue only holds pointers made from `&'static G`.
