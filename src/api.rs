@@ -6,8 +6,9 @@ use crate::sched::g::{WaitReason, G};
 use crate::sched::join::THREAD_WAITER;
 use crate::sched::m::getg;
 use crate::sched::park::gopark;
-use crate::sched::proc::{free_g, newproc, SpawnOpts};
+use crate::sched::proc::{newproc, SpawnOpts};
 use crate::sched::schedt::SCHED;
+use crate::sched::spawn::{self, Spawn};
 use std::any::Any;
 use std::io;
 use std::marker::PhantomData;
@@ -20,12 +21,15 @@ use std::sync::atomic::Ordering;
 #[derive(Debug)]
 pub struct Goexit;
 
-/// Runs a goroutine's function and stores its result in the G (on the goroutine's
-/// stack). Panics follow the panic settings: an isolated panic is stored; otherwise the
-/// panic hook has already ended the process (or, if a user hook replaced ours, the panic
-/// is reported here). Goroutine-locals are dropped first, so a finished join implies
-/// they are gone.
-pub(crate) fn run_body<T, F: FnOnce() -> T>(f: F, g: &'static G) {
+/// Runs a goroutine's function and stores its result in its spawn record, for its join
+/// handle (or drops it, if the handle was gone when the goroutine started). Panics follow
+/// the panic settings: an isolated panic is stored; otherwise the panic hook has already
+/// ended the process (or, if a user hook replaced ours, the panic is reported here).
+/// Goroutine-locals are dropped first, so a finished join implies they are gone.
+pub(crate) fn run_body<T, F: FnOnce() -> T>(f: F) {
+    let Some(g) = getg() else {
+        crate::throw!("goroutine body outside a goroutine");
+    };
     let r = catch_unwind(AssertUnwindSafe(f));
     if let Err(e) = &r {
         let isolated = e.is::<Goexit>() || settings().panic_isolation || g.isolates_panics();
@@ -34,20 +38,23 @@ pub(crate) fn run_body<T, F: FnOnce() -> T>(f: F, g: &'static G) {
         }
     }
     g.drop_locals();
-    // SAFETY: called once, by this goroutine, with the type its JoinHandle<T> expects.
-    unsafe { g.join.put::<std::thread::Result<T>>(r) };
+    match g.spawn_record() {
+        // SAFETY: called once, by this goroutine, with the type its JoinHandle<T> expects.
+        Some(s) => unsafe { s.join.put::<std::thread::Result<T>>(r) },
+        None => drop(r), // the handle was gone before we started (join rule 1)
+    }
 }
 
 /// An owned permission to join a goroutine (`std::thread::JoinHandle`'s shape).
-/// Dropping it detaches the goroutine. It allocates nothing: the result waits in the
-/// goroutine's descriptor, which is not reused until the handle is gone.
+/// Dropping it detaches the goroutine. It allocates nothing of its own: the result waits
+/// in the goroutine's spawn record, which is not reused until the handle is gone.
 pub struct JoinHandle<T> {
-    g: &'static G,
+    s: &'static Spawn,
     id: u64,
     _result: PhantomData<T>,
 }
 
-// SAFETY: the handle only moves a `T` out of the G (join rule 1 picks one owner), so it
+// SAFETY: the handle only moves a `T` out of the record (join rule 1 picks one owner), so it
 // may be sent or shared wherever `T` may be sent.
 unsafe impl<T: Send> Send for JoinHandle<T> {}
 // SAFETY: `&JoinHandle` only reads the atomic state (`is_finished`, `id`).
@@ -60,9 +67,9 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn from_parts(g: &'static G, id: u64) -> JoinHandle<T> {
+    pub(crate) fn from_parts(s: &'static Spawn, id: u64) -> JoinHandle<T> {
         JoinHandle {
-            g,
+            s,
             id,
             _result: PhantomData,
         }
@@ -70,7 +77,7 @@ impl<T> JoinHandle<T> {
 
     /// Blocks the calling goroutine (parks it) or thread until the G is dead.
     fn wait(&self) {
-        let j = &self.g.join;
+        let j = &self.s.join;
         if j.is_dead() {
             return;
         }
@@ -99,16 +106,16 @@ impl<T> JoinHandle<T> {
     pub fn join(self) -> Result<T, Box<dyn Any + Send + 'static>> {
         self.wait();
         let this = ManuallyDrop::new(self);
-        let (has_result, dead) = this.g.join.release_handle();
+        let (has_result, dead) = this.s.join.release_handle();
         debug_assert!(
             has_result && dead,
             "join: woken before the goroutine finished"
         );
         // SAFETY: RESULT is set and rule 1 gives the result to us (we cleared HANDLE
         // after it was set); the goroutine stored a `thread::Result<T>`.
-        let r = unsafe { this.g.join.take::<std::thread::Result<T>>() };
+        let r = unsafe { this.s.join.take::<std::thread::Result<T>>() };
         if dead {
-            free_g(this.g);
+            spawn::free_here(this.s);
         }
         r
     }
@@ -120,19 +127,19 @@ impl<T> JoinHandle<T> {
 
     /// Whether the goroutine has finished.
     pub fn is_finished(&self) -> bool {
-        self.g.join.is_dead()
+        self.s.join.is_dead()
     }
 }
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        let (has_result, dead) = self.g.join.release_handle();
+        let (has_result, dead) = self.s.join.release_handle();
         if has_result {
             // SAFETY: rule 1: the result was stored before we cleared HANDLE, so it is ours.
-            drop(unsafe { self.g.join.take::<std::thread::Result<T>>() });
+            drop(unsafe { self.s.join.take::<std::thread::Result<T>>() });
         }
         if dead {
-            free_g(self.g);
+            spawn::free_here(self.s);
         }
     }
 }
@@ -186,8 +193,8 @@ where
         isolate,
         main: false,
     };
-    let (g, id) = newproc(|g| move || run_body(f, g), opts, gopc)?;
-    Ok(JoinHandle::from_parts(g, id))
+    let (s, id, _) = newproc(move || run_body(f), opts, gopc)?;
+    Ok(JoinHandle::from_parts(s, id))
 }
 
 /// Starts a goroutine: `go!(move || ...)` or `go!{ ... }` (a block run as a `move`

@@ -103,25 +103,24 @@ where
         isolate: false,
         main: true,
     };
-    let make_body = |g: &'static crate::sched::g::G| {
-        let body: Box<dyn FnOnce() + Send + '_> = Box::new(move || crate::api::run_body(f, g));
-        // SAFETY: only the lifetime is erased. `run` does not return before the main
-        // goroutine has finished (it joins the handle below, and nothing on this path
-        // unwinds: failures throw), so everything `f` borrows outlives the goroutine.
-        unsafe {
-            std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Box<dyn FnOnce() + Send + 'static>>(
-                body,
-            )
-        }
+    let body: Box<dyn FnOnce() + Send + '_> = Box::new(move || crate::api::run_body(f));
+    // SAFETY: only the lifetime is erased. `run` does not return before the main
+    // goroutine has finished (it joins the handle below, and nothing on this path
+    // unwinds: failures throw), so everything `f` borrows outlives the goroutine.
+    let body = unsafe {
+        std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Box<dyn FnOnce() + Send + 'static>>(
+            body,
+        )
     };
-    let (g, goid) = match crate::sched::proc::newproc(make_body, opts, gopc) {
-        Ok(r) => r,
+    let (s, goid, g) = match crate::sched::proc::newproc(body, opts, gopc) {
+        Ok((s, goid, Some(g))) => (s, goid, g),
+        Ok(_) => crate::throw!("run: the main goroutine did not start eagerly"),
         Err(e) => crate::throw!("run: cannot create the main goroutine: {e}"),
     };
     // only this goroutine may lock the caller's thread (see lock_os_thread)
     m.run_main
         .store(g as *const crate::sched::g::G as *mut _, Ordering::Relaxed);
-    let handle: JoinHandle<T> = JoinHandle::from_parts(g, goid);
+    let handle: JoinHandle<T> = JoinHandle::from_parts(s, goid);
     if m.p().is_some() {
         let done = || handle.is_finished();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -142,6 +141,9 @@ where
         SCHED.nrun_waiting.fetch_add(1, Ordering::SeqCst);
     }
     let r = handle.join();
+    // the main G was kept for us (goexit0): nobody refers to it any more
+    m.run_main.store(std::ptr::null_mut(), Ordering::Relaxed);
+    crate::sched::proc::free_g(g);
     SCHED.nrun_waiting.fetch_sub(1, Ordering::SeqCst);
     SCHED.nrun_finishing.fetch_sub(1, Ordering::SeqCst);
     SCHED.nrun_active.fetch_sub(1, Ordering::SeqCst);

@@ -10,6 +10,9 @@ use std::sync::atomic::Ordering;
 pub struct SchedStats {
     /// Live goroutines.
     pub goroutines: usize,
+    /// Live goroutines that are queued and have not started yet: they have no stack, only
+    /// a 192-byte spawn record each (they get a G and a stack when they first run).
+    pub unstarted_goroutines: usize,
     /// Ms (OS threads) in the runtime, including `run` callers.
     pub threads: usize,
     /// Ms parked on the idle list.
@@ -71,6 +74,7 @@ pub fn stats() -> SchedStats {
     };
     SchedStats {
         goroutines: crate::num_goroutine(),
+        unstarted_goroutines: crate::sched::spawn::unstarted(true).map_or(0, |v| v.len()),
         threads: SCHED.mcount.load(Ordering::Relaxed).max(0) as usize,
         idle_threads: SCHED.nmidle.load(Ordering::Relaxed) as usize,
         spinning_threads: SCHED.nmspinning.load(Ordering::Relaxed) as usize,

@@ -100,3 +100,98 @@ fn many_goroutines_alive_at_once() {
         assert_eq!(gort::num_goroutine(), 1);
     });
 }
+
+/// Resident set size of this process, bytes (Linux `VmRSS`).
+fn vm_rss() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS line");
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS value");
+    kb * 1024
+}
+
+/// A goroutine that is queued but has not run yet costs a spawn record, not a stack page
+/// (spawn.rs): one P spawning 100,000 goroutines leaves about half of them unstarted in
+/// the global queue, and the memory grows by about a page per started goroutine only.
+#[test]
+fn unstarted_goroutines_cost_no_stack() {
+    if !is_child() {
+        let out = run_child(
+            "unstarted_goroutines_cost_no_stack",
+            &[("GORT_MAXPROCS", "1")],
+        );
+        common::assert_child_ok("unstarted_goroutines_cost_no_stack", &out);
+        return;
+    }
+    let n = 100_000u64;
+    gort::run(move || {
+        let gate: &'static gort::sync::WaitGroup =
+            Box::leak(Box::new(gort::sync::WaitGroup::new()));
+        let finished: &'static gort::sync::WaitGroup =
+            Box::leak(Box::new(gort::sync::WaitGroup::new()));
+        gate.add(1);
+        finished.add(n as isize);
+        let before = vm_rss();
+        for _ in 0..n {
+            gort::go(move || {
+                gate.wait();
+                finished.done();
+            });
+        }
+        let grown = vm_rss().saturating_sub(before);
+        let s = gort::stats();
+        let unstarted = s.unstarted_goroutines as u64;
+        let started = n - unstarted;
+        assert!(
+            unstarted >= n / 4,
+            "expected many goroutines still queued, got {unstarted} of {n}"
+        );
+        // a started, parked goroutine: one stack page and its page-table share; an
+        // unstarted one: its 192-byte record; plus slack for the queues themselves
+        let bound = started * 4608 + unstarted * 512 + (16 << 20);
+        assert!(
+            grown <= bound,
+            "RSS grew {grown} B with {started} started and {unstarted} unstarted goroutines \
+             (bound {bound} B)"
+        );
+        gate.done();
+        finished.wait();
+        assert_eq!(gort::stats().unstarted_goroutines, 0);
+    });
+    gort::run(|| assert_eq!(gort::num_goroutine(), 1));
+}
+
+/// Goroutine dumps list goroutines that have not started yet, as Go lists runnable ones:
+/// header with the name, and the creation site.
+#[test]
+fn dumps_list_unstarted_goroutines() {
+    if !is_child() {
+        let out = run_child("dumps_list_unstarted_goroutines", &[("GORT_MAXPROCS", "1")]);
+        common::assert_child_ok("dumps_list_unstarted_goroutines", &out);
+        return;
+    }
+    gort::run(|| {
+        let line = line!() + 1;
+        let h = gort::Builder::new().name("lazy").spawn(|| 7).unwrap();
+        let dump = gort::stack(true);
+        let header = format!("goroutine {} [runnable, \"lazy\"]:", h.id());
+        let at = dump
+            .find(&header)
+            .unwrap_or_else(|| panic!("no {header:?} in the dump:\n{dump}"));
+        let entry = &dump[at..];
+        assert!(entry.contains("(not started yet)"), "dump:\n{dump}");
+        assert!(
+            entry.contains(&format!("created by {}:{line}", file!())),
+            "dump:\n{dump}"
+        );
+        assert!(!h.is_finished());
+        assert_eq!(h.join().unwrap(), 7);
+        assert!(!gort::stack(true).contains("\"lazy\""), "gone once joined");
+    });
+}

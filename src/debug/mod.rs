@@ -156,7 +156,9 @@ pub(crate) fn fatal_panic(gp: &'static G, r: &FatalReport) -> ! {
     std::process::exit(2)
 }
 
-/// Appends a header (and creation site) for every live goroutine except `skip`.
+/// Appends a header (and creation site) for every live goroutine except `skip`, in the
+/// order of their ids: those that have run, and those queued that have not
+/// (spawn records).
 fn dump_goroutines(out: &mut String, skip: Option<&G>) {
     let gs: Vec<&'static G> = match SCHED.allgs.try_lock() {
         Ok(v) => v.clone(),
@@ -165,13 +167,38 @@ fn dump_goroutines(out: &mut String, skip: Option<&G>) {
             return;
         }
     };
-    for g in gs {
-        if skip.is_some_and(|s| std::ptr::eq(s, g)) || g.status() == G_DEAD {
-            continue;
+    enum Entry {
+        Ran(&'static G),
+        NotStarted(&'static crate::sched::spawn::Spawn),
+    }
+    let mut all: Vec<(u64, Entry)> = gs
+        .into_iter()
+        .filter(|&g| !skip.is_some_and(|s| std::ptr::eq(s, g)) && g.status() != G_DEAD)
+        .map(|g| (g.goid.load(Ordering::Relaxed), Entry::Ran(g)))
+        .collect();
+    match crate::sched::spawn::unstarted(false) {
+        Some(v) => all.extend(v.into_iter().map(|s| (s.goid(), Entry::NotStarted(s)))),
+        None => out.push_str("(goroutines not started yet are not listed: their list is locked)\n"),
+    }
+    all.sort_by_key(|e| e.0);
+    for (goid, e) in all {
+        match e {
+            Entry::Ran(g) => {
+                write_header(out, g);
+                out.push_str("\t(stack not walked: goroutine is not running)\n");
+                write_created_by(out, g);
+            }
+            Entry::NotStarted(s) => {
+                let _ = write!(out, "goroutine {goid} [runnable");
+                if let Some(n) = s.name() {
+                    let _ = write!(out, ", {n:?}");
+                }
+                out.push_str("]:\n\t(not started yet)\n");
+                if let Some(loc) = s.gopc() {
+                    let _ = writeln!(out, "created by {loc}");
+                }
+            }
         }
-        write_header(out, g);
-        out.push_str("\t(stack not walked: goroutine is not running)\n");
-        write_created_by(out, g);
         out.push('\n');
     }
 }

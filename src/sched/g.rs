@@ -3,7 +3,8 @@
 //! G structs are allocated once (`malg`) at the top of their own stack, listed in `allgs`
 //! and reused through the free lists with that stack: they are never freed, as in Go, so
 //! a `&'static G` is always valid. Keeping the G on its stack's top page means a parked
-//! goroutine costs one page for its descriptor and its frames together.
+//! goroutine costs one page for its descriptor and its frames together. A goroutine gets
+//! its G when it first runs: until then it is a spawn record (`spawn.rs`).
 
 use super::m::M;
 use crate::stack::GStack;
@@ -211,8 +212,10 @@ pub(crate) struct G {
     /// queue (the queue's release store publishes it); read by anyone.
     pub(crate) goid: AtomicU64,
     // --- warm: spawn, exit, join ---
-    /// Result and joiner (protocol in `join.rs`).
-    pub(crate) join: super::join::Join,
+    /// The spawn record holding this goroutine's join state, if a handle existed when it
+    /// started (`spawn.rs`), else null. Set when the G is bound; read by the goroutine
+    /// (its result) and by goexit0, owned like `sched_sp`.
+    spawn: Cell<*const super::spawn::Spawn>,
     /// The G's stack, kept for life (its home: the G lives at its top). Owned like
     /// `sched_sp`.
     stack: UnsafeCell<Option<GStack>>,
@@ -273,7 +276,7 @@ impl G {
             defer_wake: Cell::new(0),
             is_main: Cell::new(false),
             locals: UnsafeCell::new(Vec::new()),
-            join: super::join::Join::new(),
+            spawn: Cell::new(ptr::null()),
             stack_class: Cell::new(0),
         }
     }
@@ -345,24 +348,22 @@ impl G {
         self.isolate.get()
     }
 
-    /// Initialises a dead G for a new goroutine running `f` (Go: `newproc1`). The caller
-    /// owns the G.
+    /// Initialises a dead G for a new goroutine (Go: `newproc1`), whose entry the caller
+    /// set with `set_entry`; `spawn` is the record holding its join state, if it keeps one.
     ///
     /// # Safety
     /// The caller must own `self` exclusively: a `_Gdead` G taken from a free list or
     /// just allocated, not yet published.
-    pub(crate) unsafe fn prepare<F: FnOnce() + Send + 'static>(
+    pub(crate) unsafe fn prepare(
         &self,
-        f: F,
         goid: u64,
         gopc: &'static Location<'static>,
         name: Option<Box<str>>,
         isolate: bool,
         main: bool,
+        spawn: Option<&'static super::spawn::Spawn>,
     ) {
         debug_assert_eq!(self.status(), G_DEAD);
-        // SAFETY: the caller owns the dead G (contract above).
-        unsafe { self.set_entry(f) };
         if name.is_some() || self.has_name.load(Ordering::Relaxed) {
             self.has_name.store(name.is_some(), Ordering::Release);
             *self.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
@@ -383,7 +384,13 @@ impl G {
         );
         self.lockedm.store(std::ptr::null_mut(), Ordering::Relaxed);
         self.waitreason.store(0, Ordering::Relaxed);
-        self.join.reset();
+        self.spawn.set(spawn.map_or(ptr::null(), |s| s as *const _));
+    }
+
+    /// The record holding this goroutine's join state, if any (see `spawn`).
+    pub(crate) fn spawn_record(&self) -> Option<&'static super::spawn::Spawn> {
+        // SAFETY: records are never freed; the pointer is set from a `&'static Spawn`.
+        unsafe { self.spawn.get().as_ref() }
     }
 
     /// Lays out the G's stack so that its first resume runs `f` (Go: the `gostartcall`
@@ -392,7 +399,7 @@ impl G {
     ///
     /// # Safety
     /// The caller owns the dead G exclusively.
-    unsafe fn set_entry<F: FnOnce() + Send + 'static>(&self, f: F) {
+    pub(crate) unsafe fn set_entry<F: FnOnce() + Send + 'static>(&self, f: F) {
         if std::mem::size_of::<F>() > MAX_INLINE_CLOSURE {
             // a closure holding a big value by value: keep the stack for the goroutine
             let boxed: Box<dyn FnOnce() + Send> = Box::new(f);

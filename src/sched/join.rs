@@ -1,5 +1,6 @@
-//! A goroutine's result and its joiner, kept in the G itself so that spawning allocates
-//! nothing (Go's `go` returns no handle; gort's `JoinHandle` costs no allocation).
+//! A goroutine's result and its joiner, kept in its spawn record (`spawn.rs`) so that
+//! spawning allocates nothing beyond the record (Go's `go` returns no handle; gort's
+//! `JoinHandle` costs no allocation of its own).
 //!
 //! # Protocol
 //!
@@ -16,13 +17,14 @@
 //! 1. The result is dropped by whoever sets the second of {`RESULT` set, `HANDLE`
 //!    cleared}: the goroutine (on its own stack, where it knows `T`) if the handle was
 //!    already gone, else the handle.
-//! 2. The G is freed for reuse by whoever sets the second of {`DEAD` set, `HANDLE`
-//!    cleared}: `goexit0` if no handle exists, else the handle's join or drop. So a G
-//!    is never reused while a handle may still read it.
+//! 2. The record is freed for reuse by whoever sets the second of {`DEAD` set, `HANDLE`
+//!    cleared}: `goexit0` if no handle exists, else the handle's join or drop. So a
+//!    record is never reused while a handle may still read it. (A goroutine that starts
+//!    when its handle is already gone does not keep its record: it is freed then, and the
+//!    goroutine drops its result itself, as rule 1 has it.)
 //! 3. A joiner registers itself only while `DEAD` is clear (CAS); `goexit0` sets `DEAD`
 //!    with a swap that returns the registered joiner, and wakes it.
 
-use super::g::G;
 use std::cell::UnsafeCell;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -104,13 +106,18 @@ impl Join {
         }
     }
 
+    /// Whether a handle exists (at start: whether the record must stay with the G).
+    pub(crate) fn has_handle(&self) -> bool {
+        self.state.load(Ordering::Acquire) & HANDLE != 0 // acquire; pairs with release_handle
+    }
+
     /// Whether the G is dead.
     pub(crate) fn is_dead(&self) -> bool {
         self.state.load(Ordering::Acquire) & DEAD != 0 // acquire; pairs with goexit0's release
     }
 
     /// `goexit0` side: marks the G dead and returns (joiner, whether a handle still
-    /// exists). The caller wakes the joiner and frees the G if no handle exists.
+    /// exists). The caller wakes the joiner and frees the record if no handle exists.
     pub(crate) fn mark_dead(&self) -> (usize, bool) {
         let old = self.state.fetch_or(DEAD, Ordering::AcqRel); // release: everything the G did
         (old & !FLAGS, old & HANDLE != 0)
@@ -146,14 +153,14 @@ impl Join {
 }
 
 /// Wakes the joiner recorded by [`Join::mark_dead`].
-pub(crate) fn wake_joiner(g: &G, waiter: usize) {
+pub(crate) fn wake_joiner(j: &Join, waiter: usize) {
     match waiter {
         0 => {}
         THREAD_WAITER => {
-            g.join.futex.store(1, Ordering::Release); // release; pairs with the thread's acquire
-            crate::os::futex::wake(&g.join.futex, u32::MAX);
+            j.futex.store(1, Ordering::Release); // release; pairs with the thread's acquire
+            crate::os::futex::wake(&j.futex, u32::MAX);
         }
         // SAFETY: any other value is the address of a leaked G parked in join.
-        w => super::park::goready(unsafe { &*(w as *const G) }),
+        w => super::park::goready(unsafe { &*(w as *const super::g::G) }),
     }
 }

@@ -270,7 +270,7 @@ pub(crate) fn exit_locked(m: &'static M) -> bool {
 /// (which runs it next); the run M leaves the scheduler.
 pub(crate) fn leave_run_m(m: &'static M, p: &'static super::p::P, gp: &'static G) {
     gp.cas_status(super::g::G_RUNNING, G_RUNNABLE);
-    let _ = super::schedule::runqput(p, gp, true);
+    let _ = super::schedule::runqput(p, gp.into(), true);
     let p = releasep(m).expect("leave_run_m: P");
     super::idle::startm(Some(p), false);
 }

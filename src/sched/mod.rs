@@ -33,6 +33,8 @@ pub(crate) mod schedt;
 #[cfg(not(loom))]
 pub(crate) mod schedule;
 #[cfg(not(loom))]
+pub(crate) mod spawn;
+#[cfg(not(loom))]
 pub(crate) mod syscall;
 #[cfg(not(loom))]
 pub(crate) mod sysmon;

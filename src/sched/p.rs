@@ -42,7 +42,7 @@ pub(crate) struct P {
     /// This P's timers (Go: `p.timers`, `timersLock`, `timer0When`); own lock.
     pub(crate) timers: crate::time::heap::Timers,
     /// Local run queue and `runnext` (each on its own lines). Protocol in `runq.rs`.
-    pub(crate) runq: LocalQueue<G>,
+    pub(crate) runq: LocalQueue<super::spawn::Task>,
     // --- written by the owner M all the time ---
     /// Incremented when `execute` starts a new time slice (Go: `p.schedtick`). Written by
     /// the owner M; read by others (sysmon, stats).
@@ -58,6 +58,8 @@ pub(crate) struct P {
     pub(crate) steals: AtomicU64,
     /// Dead Gs with stacks, for reuse (Go: `p.gFree`). Owner M only.
     gfree: UnsafeCell<Vec<&'static G>>,
+    /// Free spawn records (`spawn.rs`). Owner M only.
+    spawnfree: UnsafeCell<Vec<&'static super::spawn::Spawn>>,
     /// Set when a time slice was preempted: the next scheduling round looks at the global
     /// queue first (where the preempted goroutine went). Owner M only.
     pub(crate) global_first: Cell<bool>,
@@ -70,7 +72,7 @@ pub(crate) struct P {
     goidcacheend: Cell<u64>,
 }
 
-// SAFETY: `gfree`, `global_first`, `goidcache` and `goidcacheend` are touched only by
+// SAFETY: `gfree`, `spawnfree`, `global_first`, `goidcache` and `goidcacheend` are touched only by
 // the M that owns the P (status `_Prunning` with `p.m` = that M), and ownership passes between Ms through
 // `sched.lock` (pidleput/pidleget) or `nextp` + note wake-up, both of which order the
 // previous owner's writes before the next owner's reads. Everything else is atomic.
@@ -94,6 +96,7 @@ impl P {
             steals: AtomicU64::new(0),
             timers: crate::time::heap::Timers::new(),
             gfree: UnsafeCell::new(Vec::new()),
+            spawnfree: UnsafeCell::new(Vec::new()),
             global_first: Cell::new(false),
             defer_seq: AtomicU32::new(0),
             goidcache: Cell::new(0),
@@ -109,6 +112,16 @@ impl P {
     pub(crate) unsafe fn gfree(&self) -> &mut Vec<&'static G> {
         // SAFETY: owner-only access per the contract.
         unsafe { &mut *self.gfree.get() }
+    }
+
+    /// The owner's free spawn-record cache.
+    ///
+    /// # Safety
+    /// As for [`P::gfree`].
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn spawnfree(&self) -> &mut Vec<&'static super::spawn::Spawn> {
+        // SAFETY: owner-only access per the contract.
+        unsafe { &mut *self.spawnfree.get() }
     }
 
     /// Next goroutine id from this P's batch (Go: `newproc1`'s goidcache refill, batch 16).

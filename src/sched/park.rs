@@ -37,6 +37,7 @@ use super::m::{getg, getm, M};
 use super::p::P;
 use super::schedt::SCHED;
 use super::schedule::runqput;
+use super::spawn::Gp;
 use std::sync::atomic::Ordering;
 
 /// What a goroutine that switched directly to another asks of it (see the module docs).
@@ -151,10 +152,10 @@ fn may_switch_directly(g: &'static G, m: &'static M, p: &'static P) -> bool {
 /// Whether the main goroutine of the `run` call on run M `m` has finished.
 #[cold]
 fn run_main_done(m: &'static M) -> bool {
-    // SAFETY: Gs are never freed; `run` holds the main goroutine's handle until it
-    // returns, so the G is not reused meanwhile (join rule 2).
+    // SAFETY: Gs are never freed; `run` frees its main goroutine's G only after it
+    // joined it, and keeps the handle (so the record) until then.
     match unsafe { m.run_main.load(Ordering::Relaxed).as_ref() } {
-        Some(main) => main.join.is_dead(),
+        Some(main) => main.spawn_record().is_some_and(|s| s.join.is_dead()),
         None => false,
     }
 }
@@ -180,13 +181,15 @@ fn direct_target(
     } else {
         p.runq.get()?
     };
-    // SAFETY: the queue only holds pointers made from `&'static G`.
-    let next: &'static G = unsafe { &*next };
+    // SAFETY: the queue only holds pointers made by `Gp::raw`; a goroutine that has not
+    // run yet gets its G and stack here (spawn.rs; gfget is light enough for a
+    // goroutine's stack: newproc runs it there too).
+    let next = super::spawn::bind(p, unsafe { Gp::from_raw(next) });
     if !next.lockedm.load(Ordering::Relaxed).is_null() {
         // it must run on its own thread: put it back (into runnext if it came from there,
         // which is empty now, so it returns to exactly where it was; a head G goes to the
         // tail, a rare reordering) and let the scheduler hand it over
-        let _ = runqput(p, next, inherit);
+        let _ = runqput(p, next.into(), inherit);
         return None;
     }
     Some((m, p, next, inherit))
@@ -236,13 +239,13 @@ pub(crate) fn after_switch(handoff: usize) {
             if !unsafe { (*f)() } {
                 // cancelled: the goroutine is runnable again; it runs next
                 h.prev.cas_status(G_WAITING, G_RUNNABLE);
-                let _ = put_runnable(getm().and_then(|m| m.p()), h.prev, getg());
+                let _ = put_runnable(getm().and_then(|m| m.p()), h.prev.into(), getg());
             }
         }
         Then::Park(None) => {}
         Then::Yield => match getm().and_then(|m| m.p()) {
             Some(p) => {
-                let _ = runqput(p, h.prev, false);
+                let _ = runqput(p, h.prev.into(), false);
             }
             None => crate::throw!("gosched: direct switch without a P"),
         },
@@ -272,7 +275,7 @@ pub(crate) fn goready_by(gp: &'static G, me: Option<&'static G>) {
         }
     }
     gp.cas_status(G_WAITING, G_RUNNABLE);
-    let _ = put_runnable(p, gp, me);
+    let _ = put_runnable(p, gp.into(), me);
 }
 
 /// Queues runnable `gp` to run next: in `p`'s `runnext` (the caller's P), or on the
@@ -299,7 +302,7 @@ pub(crate) fn goready_by(gp: &'static G, me: Option<&'static G>) {
 #[inline]
 pub(crate) fn put_runnable(
     p: Option<&'static super::p::P>,
-    gp: &'static G,
+    gp: Gp,
     me: Option<&'static G>,
 ) -> bool {
     match p {

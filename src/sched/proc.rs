@@ -1,11 +1,12 @@
 //! Creating and finishing goroutines: `newproc`, `malg`, `gfget`/`gfput`, `goexit0`
 //! (Go: proc.go).
 
-use super::g::{G, G_DEAD, G_IDLE, G_RUNNABLE, G_RUNNING};
+use super::g::{G, G_DEAD, G_IDLE, G_RUNNING};
 use super::m::getm;
 use super::p::bump;
 use super::p::P;
 use super::schedt::{lock, SCHED};
+use super::spawn::{self, Gp, Spawn};
 use crate::stack;
 use std::io;
 use std::panic::Location;
@@ -33,14 +34,15 @@ pub(crate) struct SpawnOpts {
 
 /// Creates a goroutine running `f` and makes it runnable (Go: `newproc` + `newproc1`).
 /// On a goroutine it goes into the current P's `runnext`, so it runs next; from a plain
-/// thread it goes to the global queue. `make_body` turns the new G into the function
-/// it runs (which stores its result in `g.join`). Returns the G (whose join state says
-/// a handle exists) and its id.
+/// thread it goes to the global queue. What is queued is a spawn record (`spawn.rs`): the
+/// goroutine gets its G and stack when it first runs, unless it starts eagerly (returned
+/// G; see spawn.rs, "Eager starts"). Returns the record (whose join state says a handle
+/// exists), the goroutine's id, and its G if it has one already.
 pub(crate) fn newproc<F>(
-    make_body: impl FnOnce(&'static G) -> F,
+    f: F,
     opts: SpawnOpts,
     gopc: &'static Location<'static>,
-) -> io::Result<(&'static G, u64)>
+) -> io::Result<(&'static Spawn, u64, Option<&'static G>)>
 where
     F: FnOnce() + Send + 'static,
 {
@@ -57,36 +59,49 @@ where
         Some(g) => unsafe { g.m.load(Ordering::Relaxed).as_ref() }.and_then(|m| m.p()),
         None => m0.and_then(|m| m.p()),
     };
-    let gp = gfget(p, opts.stack_size)?;
-    let f = make_body(gp);
+    let main = opts.main;
+    let eager = main
+        || opts.stack_size != crate::config::settings().stack_size
+        || stack::guard_mode() == stack::GuardMode::Mprotect;
+    let gp = if eager {
+        Some(gfget(p, opts.stack_size)?)
+    } else {
+        None
+    };
     let goid = match p {
         Some(p) => p.next_goid(&SCHED.goidgen),
         None => SCHED.goidgen.fetch_add(1, Ordering::Relaxed) + 1,
     };
-    // SAFETY: gfget returned a dead G that we own, with a stack of the right size.
-    unsafe { gp.prepare(f, goid, gopc, opts.name, opts.isolate, opts.main) };
+    let s = spawn::get(p);
+    s.fill(f, goid, gopc, opts);
     match p {
         Some(p) => bump(&p.created),
         None => {
             SCHED.ngoroutines.fetch_add(1, Ordering::Relaxed);
         }
     }
-    gp.cas_status(G_DEAD, G_RUNNABLE);
-    if opts.main && p.is_some() {
+    let entry = match gp {
+        Some(g) => {
+            // SAFETY: gfget returned a dead G that we own; the record is ours, filled.
+            unsafe { spawn::start_on(p, g, s) };
+            Gp::from(g)
+        }
+        None => Gp::spawn(s),
+    };
+    if main && p.is_some() {
         // A `run` call's main goroutine on a thread that holds a P: the caller runs it
         // itself, first (`schedule::schedule_main`), as Go's m0 runs main. Queued, it
         // could be stolen by a spinning M before the caller gets to schedule.
-        return Ok((gp, goid));
+        return Ok((s, goid, gp));
     }
-    let spilled = super::park::put_runnable(p, gp, me);
+    let spilled = super::park::put_runnable(p, entry, me);
     if spilled && me.is_some() {
         // The local queue overflowed: this goroutine is spawning faster than the Ps run
         // what it spawns. Give way to the queue once (the spawner goes to its tail), so
-        // a spawning loop does not pile up unbounded live goroutines (and their stacks)
-        // in the global queue.
+        // a spawning loop does not pile up unbounded live goroutines in the global queue.
         super::park::gosched();
     }
-    Ok((gp, goid))
+    Ok((s, goid, gp))
 }
 
 /// Allocates a new G at the top of a new stack of `size` usable bytes
@@ -112,7 +127,7 @@ fn malg(size: usize) -> io::Result<&'static G> {
 /// Gets a dead G whose stack has `size` usable bytes: for the default size from `p`'s
 /// cache, refilled from the global list; other sizes from the global list of odd-sized
 /// Gs; else a new one (Go: `gfget`).
-fn gfget(p: Option<&'static P>, size: usize) -> io::Result<&'static G> {
+pub(crate) fn gfget(p: Option<&'static P>, size: usize) -> io::Result<&'static G> {
     if size != crate::config::settings().stack_size {
         let mut gl = lock(&SCHED.gfree);
         if let Some(i) = gl.other.iter().position(|g| g.stack_class() == size) {
@@ -165,26 +180,33 @@ fn gfput(p: &'static P, gp: &'static G) {
     }
 }
 
-/// The G's body returned: mark it dead, wake its joiner, and cache it for reuse unless a
-/// join handle still refers to it (Go: `goexit0`). Runs on g0 of the M that ran the G,
-/// which holds `p`.
+/// The G's body returned: mark it dead, wake its joiner, free its spawn record if the
+/// handle is gone (join rule 2), and cache the G for reuse (Go: `goexit0`). A `run`
+/// call's main G is freed by `run` once it has joined it. Runs on g0 of the M that ran
+/// the G, which holds `p`.
 pub(crate) fn goexit0(p: &'static P, gp: &'static G) {
     // SAFETY: the coroutine returned on this M; we own the G.
     unsafe { gp.finish() };
-    if gp.is_main.get() {
+    let main = gp.is_main.get();
+    if main {
         // its run caller is about to return to its own code (see checkdead)
         SCHED.nrun_finishing.fetch_add(1, Ordering::SeqCst);
     }
     gp.cas_status(G_RUNNING, G_DEAD);
     bump(&p.exited);
-    let (waiter, handle) = gp.join.mark_dead();
-    super::join::wake_joiner(gp, waiter);
-    if !handle {
+    if let Some(s) = gp.spawn_record() {
+        let (waiter, handle) = s.join.mark_dead();
+        super::join::wake_joiner(&s.join, waiter);
+        if !handle {
+            spawn::free(Some(p), s);
+        }
+    }
+    if !main {
         gfput(p, gp);
     }
 }
 
-/// Frees a dead G whose join handle was the last user (join rule 2): into the current
+/// Frees a dead G that was kept after its exit (a `run` call's main G): into the current
 /// P's cache if the caller holds one, else the global list.
 pub(crate) fn free_g(gp: &'static G) {
     debug_assert_eq!(gp.status(), G_DEAD);

@@ -16,7 +16,6 @@
 //! A goroutine that never reaches the scheduler delays the retirement of its P (Go's STW
 //! waits for it the same way, bounded there by preemption).
 
-use super::g::G;
 use super::p::{P, P_DEAD, P_IDLE};
 use super::schedt::{lock, Locked, MAX_PROCS, SCHED};
 use std::sync::atomic::Ordering;
@@ -138,13 +137,13 @@ pub(crate) fn retire_idle(l: &mut Locked, p: &'static P) {
 /// Retires the P that `m` holds (at the top of `find_runnable`): moves its runnable Gs to
 /// the head of the global queue, then retires it and leaves `m` without a P.
 pub(crate) fn retire_held(m: &'static super::m::M, p: &'static P) {
-    let mut gs: Vec<*mut G> = Vec::new();
+    let mut gs = Vec::new();
     p.runq.drain(&mut gs);
     let p = super::idle::releasep(m).expect("retire: P");
     let mut l = SCHED.lock();
     for &g in gs.iter().rev() {
-        // SAFETY: the run queue only holds pointers made from `&'static G`.
-        l.globrunqputhead(unsafe { &*g });
+        // SAFETY: the run queue only holds pointers made by `Gp::raw`.
+        l.globrunqputhead(unsafe { super::spawn::Gp::from_raw(g) });
     }
     // GOMAXPROCS may have grown back meanwhile: then the P goes back to the idle list
     // (pidleput re-checks under the lock).

@@ -4,6 +4,7 @@
 use super::g::G;
 use super::m::M;
 use super::p::P;
+use super::spawn::{Gp, Spawn, Task};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -14,7 +15,7 @@ pub const MAX_PROCS: usize = 1024;
 /// The state behind `sched.lock`.
 pub(crate) struct Locked {
     /// Global run queue (Go: `sched.runq`), FIFO. Its length is mirrored in `runqsize`.
-    pub(crate) runq: VecDeque<&'static G>,
+    pub(crate) runq: VecDeque<Gp>,
     /// Idle Ms parked on their notes (Go: `sched.midle`). Mirrored in `nmidle`.
     pub(crate) midle: Vec<&'static M>,
     /// Idle Ps (Go: `sched.pidle`). Mirrored in `npidle`.
@@ -94,6 +95,10 @@ pub(crate) struct Sched {
     pub(crate) gfree: Mutex<GFree>,
     /// Every G ever created (Go: `allgs`).
     pub(crate) allgs: Mutex<Vec<&'static G>>,
+    /// Free spawn records (`spawn.rs`), beyond the Ps' caches.
+    pub(crate) spawnfree: Mutex<Vec<&'static Spawn>>,
+    /// Every chunk of spawn records ever carved (for dumps).
+    pub(crate) allspawn: Mutex<Vec<&'static [Spawn]>>,
     /// Every M ever created (Go: `allm`).
     pub(crate) allm: Mutex<Vec<&'static M>>,
     /// The runtime finished `schedinit`.
@@ -135,6 +140,8 @@ pub(crate) static SCHED: Sched = Sched {
         other: Vec::new(),
     }),
     allgs: Mutex::new(Vec::new()),
+    spawnfree: Mutex::new(Vec::new()),
+    allspawn: Mutex::new(Vec::new()),
     allm: Mutex::new(Vec::new()),
     started: AtomicBool::new(false),
     counters: Counters {
@@ -246,7 +253,7 @@ impl Locked {
     }
 
     /// Appends to the global run queue (Go: `globrunqput`).
-    pub(crate) fn globrunqput(&mut self, g: &'static G) {
+    pub(crate) fn globrunqput(&mut self, g: Gp) {
         self.runq.push_back(g);
         SCHED
             .runqsize
@@ -255,16 +262,17 @@ impl Locked {
 
     /// Appends a batch taken off a local run queue to the global run queue (Go:
     /// `globrunqputbatch`).
-    pub(crate) fn globrunqputbatch(&mut self, gs: &[*mut G]) {
-        // SAFETY: run queues only ever hold pointers made from `&'static G`.
-        self.runq.extend(gs.iter().map(|&g| unsafe { &*g }));
+    pub(crate) fn globrunqputbatch(&mut self, gs: &[*mut Task]) {
+        // SAFETY: run queues only ever hold pointers made by `Gp::raw`.
+        self.runq
+            .extend(gs.iter().map(|&g| unsafe { Gp::from_raw(g) }));
         SCHED
             .runqsize
             .store(self.runq.len() as u32, Ordering::SeqCst);
     }
 
     /// Puts a G at the head of the global run queue (Go: `globrunqputhead`).
-    pub(crate) fn globrunqputhead(&mut self, g: &'static G) {
+    pub(crate) fn globrunqputhead(&mut self, g: Gp) {
         self.runq.push_front(g);
         SCHED
             .runqsize
@@ -275,11 +283,7 @@ impl Locked {
     /// `globrunqget` sizing, `min(len, len/gomaxprocs + 1, max, half a local queue)`.
     /// The first is returned to run; the rest are pushed into `out` for the caller to
     /// put on its local queue after dropping the lock.
-    pub(crate) fn globrunqget(
-        &mut self,
-        max: usize,
-        out: &mut Vec<&'static G>,
-    ) -> Option<&'static G> {
+    pub(crate) fn globrunqget(&mut self, max: usize, out: &mut Vec<Gp>) -> Option<Gp> {
         let len = self.runq.len();
         if len == 0 {
             return None;

@@ -7,6 +7,7 @@ use super::m::M;
 use super::p::P;
 use super::runq::RUNQ_CAP;
 use super::schedt::SCHED;
+use super::spawn::Gp;
 use crate::config::settings;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
@@ -19,29 +20,30 @@ const SPIN_FOR: Duration = Duration::from_micros(50);
 /// Puts `g` on `p`'s local queue (`next`: in `runnext`), spilling half the queue to the
 /// global queue when full (Go: `runqput` + `runqputslow`); returns whether it spilled.
 /// Caller owns `p`.
-pub(crate) fn runqput(p: &'static P, g: &'static G, next: bool) -> bool {
-    p.runq.put(g as *const G as *mut G, next, &mut |batch| {
+pub(crate) fn runqput(p: &'static P, g: Gp, next: bool) -> bool {
+    p.runq.put(g.raw(), next, &mut |batch| {
         SCHED.lock().globrunqputbatch(batch)
     })
 }
 
 /// `runqput(p, g, true)` that also says whether a G was displaced from `runnext` into the
 /// ring: `(spilled, displaced)`. Caller owns `p`.
-pub(crate) fn runqput_next(p: &'static P, g: &'static G) -> (bool, bool) {
-    p.runq.put_next(g as *const G as *mut G, &mut |batch| {
-        SCHED.lock().globrunqputbatch(batch)
-    })
+pub(crate) fn runqput_next(p: &'static P, g: Gp) -> (bool, bool) {
+    p.runq
+        .put_next(g.raw(), &mut |batch| SCHED.lock().globrunqputbatch(batch))
 }
 
-/// Takes the next G of `p` (Go: `runqget`). Caller owns `p`.
-pub(crate) fn runqget(p: &'static P) -> Option<(&'static G, bool)> {
-    // SAFETY: the queue only holds pointers made from `&'static G`.
-    p.runq.get().map(|(g, inh)| (unsafe { &*g }, inh))
+/// Takes the next entry of `p` (Go: `runqget`). Caller owns `p`.
+pub(crate) fn runqget(p: &'static P) -> Option<(Gp, bool)> {
+    // SAFETY: the queue only holds pointers made by `Gp::raw`.
+    p.runq
+        .get()
+        .map(|(g, inh)| (unsafe { Gp::from_raw(g) }, inh))
 }
 
-/// Takes Gs from the global queue for `p` (Go: `globrunqget`), putting extra ones on the
-/// local queue.
-fn globrunqget(p: &'static P, max: usize) -> Option<&'static G> {
+/// Takes entries from the global queue for `p` (Go: `globrunqget`), putting extra ones on
+/// the local queue.
+fn globrunqget(p: &'static P, max: usize) -> Option<Gp> {
     if SCHED.runqsize.load(Ordering::SeqCst) == 0 {
         return None;
     }
@@ -83,6 +85,11 @@ fn schedule_loop(m: &'static M, until: Option<&dyn Fn() -> bool>, mut first: Opt
             if m.is_spinning() {
                 resetspinning(m);
             }
+            // a goroutine that has not run yet gets its G and stack now (spawn.rs)
+            let gp = match m.p() {
+                Some(p) => super::spawn::bind(p, gp),
+                None => crate::throw!("schedule: no P"),
+            };
             if let Some(lm) = super::lockos::locked_elsewhere(m, gp) {
                 // Hands off own p to the locked m, then blocks waiting for a new p.
                 super::lockos::startlockedm(m, lm, gp);
@@ -208,7 +215,7 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
                 // and idle Ps still steal it. The 1-in-61 global check keeps the global
                 // queue from starving.
                 gp.cas_status(G_RUNNING, G_RUNNABLE);
-                let _ = runqput(p, gp, false);
+                let _ = runqput(p, gp.into(), false);
                 return Executed::Done;
             }
             Switch::Preempt => {
@@ -220,10 +227,10 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
                 // goroutines waiting there get a turn.
                 gp.cas_status(G_RUNNING, G_RUNNABLE);
                 if let Some(next) = p.runq.take_runnext() {
-                    // SAFETY: the queue only holds pointers made from `&'static G`.
-                    let _ = runqput(p, unsafe { &*next }, false);
+                    // SAFETY: the queue only holds pointers made by `Gp::raw`.
+                    let _ = runqput(p, unsafe { Gp::from_raw(next) }, false);
                 }
-                let _ = runqput(p, gp, false);
+                let _ = runqput(p, gp.into(), false);
                 end_slice(p);
                 return Executed::Done;
             }
@@ -307,7 +314,7 @@ fn migrate_away(m: &'static M, p: &'static P, gp: &'static G) -> bool {
     }
     // gp is runnable and owned by us: put it in runnext and give the P to another M,
     // which runs runnext first.
-    let _ = runqput(p, gp, true);
+    let _ = runqput(p, gp.into(), true);
     let p = releasep(m).expect("migrate: P");
     startm(Some(p), false);
     if !m.is_run {
@@ -320,7 +327,7 @@ fn migrate_away(m: &'static M, p: &'static P, gp: &'static G) -> bool {
 /// 1-in-61 global check first), the global queue, then steals; finding nothing, gives
 /// the P back and sleeps until handed another. Returns `None` only for a `run` M, when
 /// `until` became true or it ran out of work (it then holds no P).
-fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(&'static G, bool)> {
+fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(Gp, bool)> {
     'top: loop {
         if let Some(done) = until {
             if done() {
@@ -483,7 +490,7 @@ fn check_runqs_no_p() -> Option<&'static P> {
 
 /// Tries to steal a G from another P: 4 passes over the Ps in a random order; the last
 /// pass may take a victim's `runnext` (Go: `stealWork`).
-fn steal_work(m: &'static M, p: &'static P) -> Option<&'static G> {
+fn steal_work(m: &'static M, p: &'static P) -> Option<Gp> {
     let procs = SCHED.procs();
     if procs <= 1 {
         return None;
@@ -516,8 +523,8 @@ fn steal_work(m: &'static M, p: &'static P) -> Option<&'static G> {
             };
             if let Some(g) = p.runq.steal_from(&p2.runq, steal_runnext, &victim_running) {
                 super::p::bump(&p.steals);
-                // SAFETY: the queues only hold pointers made from `&'static G`.
-                return Some(unsafe { &*g });
+                // SAFETY: the queues only hold pointers made by `Gp::raw`.
+                return Some(unsafe { Gp::from_raw(g) });
             }
         }
     }

@@ -123,7 +123,7 @@ fn exitsyscall(m: &'static M, g: &'static G) {
 /// (which leaves the scheduler) or its G is locked to it (it waits for the G).
 pub(crate) fn exitsyscall0(m: &'static M, gp: &'static G) {
     gp.cas_status(G_SYSCALL, super::g::G_RUNNABLE);
-    SCHED.lock().globrunqput(gp);
+    SCHED.lock().globrunqput(gp.into());
     super::idle::wakep();
     if m.lockedg().is_some() {
         // locked: the scheduler loop waits for the G to be picked and handed back
