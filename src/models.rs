@@ -222,3 +222,61 @@ fn retake_vs_exitsyscall() {
         }
     });
 }
+
+/// A spawn record's life (sched/spawn.rs `adopt`, sched/join.rs, api.rs `run_body` and
+/// `JoinHandle::drop`, proc.rs `goexit0`): the M that starts the goroutine keeps the
+/// record only if a handle exists; the goroutine stores its result and marks itself dead;
+/// the handle is dropped concurrently at any point. Exactly one party recycles the record,
+/// nobody touches it after that, and the result is dropped exactly once.
+#[test]
+fn spawn_record_recycled_once() {
+    const HANDLE: usize = 1;
+    const RESULT: usize = 2;
+    const DEAD: usize = 4;
+    loom::model(|| {
+        // the record's join state (reset at spawn: HANDLE), whether it was recycled, and
+        // how many times the result was dropped
+        let state = Arc::new(AtomicUsize::new(HANDLE));
+        let recycled = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        // (an RMW, not a load: loom orders it against the recycling RMW)
+        let touch =
+            |r: &AtomicUsize| assert_eq!(r.fetch_add(0, AcqRel), 0, "record used after recycling");
+
+        let (s, rc, d) = (state.clone(), recycled.clone(), dropped.clone());
+        let goroutine = loom::thread::spawn(move || {
+            // adopt: `keep = join.has_handle()`
+            touch(&rc);
+            let keep = s.load(Acquire) & HANDLE != 0;
+            if !keep {
+                rc.fetch_add(1, AcqRel); // spawn::free
+                d.fetch_add(1, AcqRel); // run_body: no record, drops its result
+                return;
+            }
+            // run_body: Join::put
+            touch(&rc);
+            let old = s.fetch_or(RESULT, AcqRel);
+            if old & HANDLE == 0 {
+                d.fetch_add(1, AcqRel); // rule 1: the goroutine drops it
+            }
+            // goexit0: Join::mark_dead
+            touch(&rc);
+            let old = s.fetch_or(DEAD, AcqRel);
+            if old & HANDLE == 0 {
+                rc.fetch_add(1, AcqRel); // rule 2
+            }
+        });
+        // JoinHandle::drop: Join::release_handle
+        touch(&recycled);
+        let old = state.fetch_and(!HANDLE, AcqRel);
+        if old & RESULT != 0 {
+            dropped.fetch_add(1, AcqRel); // rule 1: the handle drops it
+        }
+        if old & DEAD != 0 {
+            recycled.fetch_add(1, AcqRel); // rule 2
+        }
+        goroutine.join().unwrap();
+        assert_eq!(recycled.load(Acquire), 1, "recycled exactly once");
+        assert_eq!(dropped.load(Acquire), 1, "result dropped exactly once");
+    });
+}
