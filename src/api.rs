@@ -106,18 +106,21 @@ impl<T> JoinHandle<T> {
     pub fn join(self) -> Result<T, Box<dyn Any + Send + 'static>> {
         self.wait();
         let this = ManuallyDrop::new(self);
-        let (has_result, dead) = this.s.join.release_handle();
-        debug_assert!(
-            has_result && dead,
-            "join: woken before the goroutine finished"
-        );
-        // SAFETY: RESULT is set and rule 1 gives the result to us (we cleared HANDLE
-        // after it was set); the goroutine stored a `thread::Result<T>`.
-        let r = unsafe { this.s.join.take::<std::thread::Result<T>>() };
+        let mut r = None;
+        let dead = this.s.join.release_handle(|| {
+            // SAFETY: release_handle calls this only with RESULT set, while HANDLE still
+            // is: rule 1 gives the result to us; the goroutine stored a
+            // `thread::Result<T>`.
+            r = Some(unsafe { this.s.join.take::<std::thread::Result<T>>() })
+        });
+        debug_assert!(dead, "join: woken before the goroutine finished");
         if dead {
             spawn::free_here(this.s);
         }
-        r
+        match r {
+            Some(r) => r,
+            None => crate::throw!("join: woken before the goroutine stored its result"),
+        }
     }
 
     /// The goroutine's id (as [`goid`] returns inside it).
@@ -133,11 +136,12 @@ impl<T> JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        let (has_result, dead) = self.s.join.release_handle();
-        if has_result {
-            // SAFETY: rule 1: the result was stored before we cleared HANDLE, so it is ours.
-            drop(unsafe { self.s.join.take::<std::thread::Result<T>>() });
-        }
+        let dead = self.s.join.release_handle(|| {
+            // SAFETY: release_handle calls this only with RESULT set, while HANDLE still
+            // is: rule 1 gives the result to us; the goroutine stored a
+            // `thread::Result<T>`.
+            drop(unsafe { self.s.join.take::<std::thread::Result<T>>() })
+        });
         if dead {
             spawn::free_here(self.s);
         }
@@ -151,8 +155,11 @@ impl<T> Drop for JoinHandle<T> {
 /// global run queue.
 ///
 /// # Panics
-/// If no stack can be allocated for it (address space exhausted). [`Builder::spawn`]
-/// returns that as an error instead.
+/// If no stack can be allocated for it where the stack is allocated at spawn (a
+/// non-default stack size; `mprotect` guard pages on kernels before 6.13, an `RLIMIT_AS`
+/// limit, or strict overcommit). [`Builder::spawn`] returns that as an error instead.
+/// Elsewhere a goroutine gets its stack when it first runs, and failing then (an
+/// exhausted address space) is a fatal error, as running out of memory is in Go.
 ///
 /// ```
 /// gort::run(|| {

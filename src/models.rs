@@ -227,7 +227,9 @@ fn retake_vs_exitsyscall() {
 /// `JoinHandle::drop`, proc.rs `goexit0`): the M that starts the goroutine keeps the
 /// record only if a handle exists; the goroutine stores its result and marks itself dead;
 /// the handle is dropped concurrently at any point. Exactly one party recycles the record,
-/// nobody touches it after that, and the result is dropped exactly once.
+/// nobody touches it after that, and the result is dropped exactly once. (A handle that
+/// took the result after clearing `HANDLE`, as gort's did before, fails here: the
+/// goroutine's exit may recycle the record under it.)
 #[test]
 fn spawn_record_recycled_once() {
     const HANDLE: usize = 1;
@@ -267,13 +269,22 @@ fn spawn_record_recycled_once() {
             }
         });
         // JoinHandle::drop: Join::release_handle
-        touch(&recycled);
-        let old = state.fetch_and(!HANDLE, AcqRel);
-        if old & RESULT != 0 {
-            dropped.fetch_add(1, AcqRel); // rule 1: the handle drops it
-        }
-        if old & DEAD != 0 {
-            recycled.fetch_add(1, AcqRel); // rule 2
+        let mut cur = state.load(Acquire);
+        loop {
+            if cur & RESULT != 0 {
+                // take the result while HANDLE is still set
+                touch(&recycled);
+                dropped.fetch_add(1, AcqRel); // rule 1: the handle drops it
+                let old = state.fetch_and(!HANDLE, AcqRel);
+                if old & DEAD != 0 {
+                    recycled.fetch_add(1, AcqRel); // rule 2
+                }
+                break;
+            }
+            match state.compare_exchange(cur, cur & !HANDLE, AcqRel, Acquire) {
+                Ok(_) => break, // no result yet: the goroutine drops it and recycles
+                Err(now) => cur = now,
+            }
         }
         goroutine.join().unwrap();
         assert_eq!(recycled.load(Acquire), 1, "recycled exactly once");

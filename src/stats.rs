@@ -74,7 +74,7 @@ pub fn stats() -> SchedStats {
     };
     SchedStats {
         goroutines: crate::num_goroutine(),
-        unstarted_goroutines: crate::sched::spawn::unstarted(true).map_or(0, |v| v.len()),
+        unstarted_goroutines: crate::sched::spawn::queued() as usize,
         threads: SCHED.mcount.load(Ordering::Relaxed).max(0) as usize,
         idle_threads: SCHED.nmidle.load(Ordering::Relaxed) as usize,
         spinning_threads: SCHED.nmspinning.load(Ordering::Relaxed) as usize,

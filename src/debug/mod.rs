@@ -176,7 +176,7 @@ fn dump_goroutines(out: &mut String, skip: Option<&G>) {
         .filter(|&g| !skip.is_some_and(|s| std::ptr::eq(s, g)) && g.status() != G_DEAD)
         .map(|g| (g.goid.load(Ordering::Relaxed), Entry::Ran(g)))
         .collect();
-    match crate::sched::spawn::unstarted(false) {
+    match crate::sched::spawn::unstarted() {
         Some(v) => all.extend(v.into_iter().map(|s| (s.goid(), Entry::NotStarted(s)))),
         None => out.push_str("(goroutines not started yet are not listed: their list is locked)\n"),
     }

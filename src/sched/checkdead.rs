@@ -41,6 +41,11 @@ pub(crate) fn checkdead(l: &Locked) {
     if SCHED.local_work() {
         return;
     }
+    // goroutines not started yet are not in allgs; one may be in transit between queues
+    // (sysmon moving a retired P's queue to the global one)
+    if super::spawn::queued() > 0 {
+        return;
+    }
     if foreign_threads(ms + SCHED.nsys.load(Ordering::SeqCst)) {
         return;
     }

@@ -208,7 +208,8 @@ pub(crate) struct G {
     /// by the G itself while running on that M; read by schedulers that took the G off a
     /// queue (the queue's release/acquire edge orders the write before the read).
     pub(crate) lockedm: AtomicPtr<M>,
-    /// Goroutine id (main = 1). Written by the creator before the G is published on a run
+    /// Goroutine id (main = 1). Written when the G is bound to its spawn record, before the
+    /// G is visible to others (it runs at once, or is published on a run
     /// queue (the queue's release store publishes it); read by anyone.
     pub(crate) goid: AtomicU64,
     // --- warm: spawn, exit, join ---
@@ -219,12 +220,12 @@ pub(crate) struct G {
     /// The G's stack, kept for life (its home: the G lives at its top). Owned like
     /// `sched_sp`.
     stack: UnsafeCell<Option<GStack>>,
-    /// Creation site (Go: `gopc`). Written by the creator before publication; read by
+    /// Creation site (Go: `gopc`). Written at binding, before publication; read by
     /// dumps of Gs they do not own, hence atomic.
     gopc: AtomicPtr<Location<'static>>,
-    /// Whether a panic ends only this G (`Builder::isolate_panics`). Creator-written.
+    /// Whether a panic ends only this G (`Builder::isolate_panics`). Written at binding.
     isolate: Cell<bool>,
-    /// Whether this is the main goroutine of a `run` call. Creator-written.
+    /// Whether this is the main goroutine of a `run` call. Written at binding.
     pub(crate) is_main: Cell<bool>,
     /// Usable size requested for this G's stack. Immutable after `malg`.
     stack_class: Cell<usize>,

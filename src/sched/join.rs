@@ -16,7 +16,9 @@
 //!
 //! 1. The result is dropped by whoever sets the second of {`RESULT` set, `HANDLE`
 //!    cleared}: the goroutine (on its own stack, where it knows `T`) if the handle was
-//!    already gone, else the handle.
+//!    already gone, else the handle, which takes it *before* clearing `HANDLE` (after
+//!    that, rule 2 may let `goexit0` recycle the record under it), and clears `HANDLE`
+//!    without a result only by a CAS that sees `RESULT` clear.
 //! 2. The record is freed for reuse by whoever sets the second of {`DEAD` set, `HANDLE`
 //!    cleared}: `goexit0` if no handle exists, else the handle's join or drop. So a
 //!    record is never reused while a handle may still read it. (A goroutine that starts
@@ -143,12 +145,36 @@ impl Join {
         }
     }
 
-    /// Handle side: drops the handle (rules 1 and 2). Returns whether it holds the
-    /// result and whether the caller must free the G.
-    pub(crate) fn release_handle(&self) -> (bool, bool) {
-        let old = self.state.fetch_and(!HANDLE, Ordering::AcqRel);
-        debug_assert!(old & HANDLE != 0);
-        (old & RESULT != 0, old & DEAD != 0)
+    /// Handle side: drops the handle (rules 1 and 2), handing the result (if the
+    /// goroutine stored it) to `take` first: once `HANDLE` is clear, `goexit0` may
+    /// recycle the record at any moment, so nothing may read it after that. Returns
+    /// whether the caller must recycle the record.
+    pub(crate) fn release_handle(&self, take: impl FnOnce()) -> bool {
+        let mut s = self.state.load(Ordering::Acquire); // acquire; pairs with put's release
+        loop {
+            debug_assert!(s & HANDLE != 0);
+            if s & RESULT != 0 {
+                // ours by rule 1 (HANDLE is still set, so nobody else reads or frees it)
+                take();
+                let old = self.state.fetch_and(!HANDLE, Ordering::AcqRel);
+                return old & DEAD != 0;
+            }
+            // no result yet: give up the handle only while that holds, so that the
+            // goroutine drops its result itself (and `goexit0` recycles the record)
+            match self.state.compare_exchange_weak(
+                s,
+                s & !HANDLE,
+                Ordering::AcqRel, // release: our reads of the record before goexit0's free
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    // DEAD implies RESULT (`put` comes before `mark_dead`)
+                    debug_assert!(s & DEAD == 0);
+                    return false;
+                }
+                Err(cur) => s = cur,
+            }
+        }
     }
 }
 

@@ -56,6 +56,10 @@ pub(crate) struct P {
     /// Counters for stats, owner-written: parks on this P, successful steals by it.
     pub(crate) parks: AtomicU64,
     pub(crate) steals: AtomicU64,
+    /// Goroutines queued as spawn records by this P, and records bound to a G on this P
+    /// (`spawn.rs`); the sums over all Ps say how many wait unstarted. Owner-written.
+    pub(crate) records_queued: AtomicU64,
+    pub(crate) records_started: AtomicU64,
     /// Dead Gs with stacks, for reuse (Go: `p.gFree`). Owner M only.
     gfree: UnsafeCell<Vec<&'static G>>,
     /// Free spawn records (`spawn.rs`). Owner M only.
@@ -94,6 +98,8 @@ impl P {
             exited: AtomicU64::new(0),
             parks: AtomicU64::new(0),
             steals: AtomicU64::new(0),
+            records_queued: AtomicU64::new(0),
+            records_started: AtomicU64::new(0),
             timers: crate::time::heap::Timers::new(),
             gfree: UnsafeCell::new(Vec::new()),
             spawnfree: UnsafeCell::new(Vec::new()),

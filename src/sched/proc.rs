@@ -62,7 +62,7 @@ where
     let main = opts.main;
     let eager = main
         || opts.stack_size != crate::config::settings().stack_size
-        || stack::guard_mode() == stack::GuardMode::Mprotect;
+        || !stack::late_binding_ok();
     let gp = if eager {
         Some(gfget(p, opts.stack_size)?)
     } else {
@@ -86,7 +86,10 @@ where
             unsafe { spawn::start_on(p, g, s) };
             Gp::from(g)
         }
-        None => Gp::spawn(s),
+        None => {
+            spawn::count_queued(p);
+            Gp::spawn(s)
+        }
     };
     if main && p.is_some() {
         // A `run` call's main goroutine on a thread that holds a P: the caller runs it

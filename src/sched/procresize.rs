@@ -170,4 +170,9 @@ fn move_gfree(p: &'static P) {
     if !cache.is_empty() {
         lock(&SCHED.gfree).hot.append(cache);
     }
+    // SAFETY: as above.
+    let records = unsafe { p.spawnfree() };
+    if !records.is_empty() {
+        lock(&SCHED.spawnfree).append(records);
+    }
 }

@@ -34,7 +34,8 @@ pub(crate) const RUNQ_CAP: u32 = 4;
 /// How many Gs `put_slow` moves to the global queue: half the ring, plus the new G.
 pub(crate) const RUNQ_HALF: usize = (RUNQ_CAP / 2) as usize;
 
-/// A P's local run queue of `*mut T` (T is `G` in the runtime; tests use other types).
+/// A P's local run queue of `*mut T` (T is `spawn::Task` in the runtime, whose pointers are
+/// `Gp`s: a G or a spawn record; tests use other types).
 ///
 /// Each field has its own cache lines: spinning Ms poll `head` and `tail` (and read `buf`)
 /// of every P, while the owner swaps `runnext` on every channel hand-off.

@@ -95,6 +95,8 @@ pub(crate) struct Sched {
     pub(crate) gfree: Mutex<GFree>,
     /// Every G ever created (Go: `allgs`).
     pub(crate) allgs: Mutex<Vec<&'static G>>,
+    /// Spawn records queued from threads without a P (see `P::records_queued`).
+    pub(crate) records_queued_nop: AtomicU64,
     /// Free spawn records (`spawn.rs`), beyond the Ps' caches.
     pub(crate) spawnfree: Mutex<Vec<&'static Spawn>>,
     /// Every chunk of spawn records ever carved (for dumps).
@@ -140,6 +142,7 @@ pub(crate) static SCHED: Sched = Sched {
         other: Vec::new(),
     }),
     allgs: Mutex::new(Vec::new()),
+    records_queued_nop: AtomicU64::new(0),
     spawnfree: Mutex::new(Vec::new()),
     allspawn: Mutex::new(Vec::new()),
     allm: Mutex::new(Vec::new()),

@@ -26,12 +26,14 @@
 //!
 //! # Eager starts
 //!
-//! A goroutine with a non-default stack size, and any goroutine while guard pages are
-//! installed with `mprotect` (kernels before 6.13, where the map count limits live
-//! stacks), gets its G and stack at spawn, so that failing to allocate a stack is an
-//! `Err` from `Builder::spawn` where it is likely. A default-sized stack can only fail
-//! when the address space is exhausted; at first run that is a fatal error, as Go's
-//! out-of-memory is.
+//! A goroutine with a non-default stack size gets its G and stack at spawn, and so does
+//! every goroutine where a default-size stack may fail for more than an exhausted address
+//! space (`stack::late_binding_ok`: guard pages by `mprotect` on kernels before 6.13,
+//! where the map count limits live stacks; an `RLIMIT_AS` limit; strict overcommit), so
+//! that failing to allocate a stack is an `Err` from `Builder::spawn` where it is likely.
+//! Elsewhere a stack fails only when the address space is exhausted; at first run that is
+//! a fatal error, as Go's out-of-memory is. Closures above 80 bytes (or aligned above 16)
+//! are boxed: one allocation per spawn, where a G on its stack held up to 1 KiB inline.
 //!
 //! # Lifetime
 //!
@@ -284,6 +286,7 @@ pub(crate) fn start(p: &'static P, s: &'static Spawn) -> &'static G {
     };
     // SAFETY: the dead G is ours (gfget), the record too (caller).
     unsafe { adopt(Some(p), g, s) };
+    super::p::bump(&p.records_started);
     g
 }
 
@@ -411,14 +414,33 @@ pub(crate) fn free_here(s: &'static Spawn) {
     free(super::m::getm().and_then(|m| m.p()), s)
 }
 
-/// Every record that holds an unstarted goroutine now (racy: for dumps and stats); `None`
-/// if the list is locked and `wait` is false.
-pub(crate) fn unstarted(wait: bool) -> Option<Vec<&'static Spawn>> {
-    let chunks = if wait {
-        lock(&SCHED.allspawn).clone()
-    } else {
-        SCHED.allspawn.try_lock().ok()?.clone()
-    };
+/// Counts a record queued by `newproc` on `p` (or a thread without a P).
+#[inline]
+pub(crate) fn count_queued(p: Option<&'static P>) {
+    match p {
+        Some(p) => super::p::bump(&p.records_queued),
+        None => {
+            SCHED.records_queued_nop.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// How many goroutines wait unstarted, as spawn records on run queues. Exact when every
+/// P's owner is quiescent (`checkdead`: all Ms idle, under `sched.lock`); a racy snapshot
+/// otherwise (`stats`).
+pub(crate) fn queued() -> u64 {
+    let mut n = SCHED.records_queued_nop.load(Ordering::Relaxed) as i64;
+    for p in (0..super::schedt::MAX_PROCS).map_while(|i| SCHED.p(i)) {
+        n += p.records_queued.load(Ordering::Relaxed) as i64;
+        n -= p.records_started.load(Ordering::Relaxed) as i64;
+    }
+    n.max(0) as u64
+}
+
+/// Every record that holds an unstarted goroutine now (racy: for dumps); `None` if the
+/// list is locked.
+pub(crate) fn unstarted() -> Option<Vec<&'static Spawn>> {
+    let chunks = SCHED.allspawn.try_lock().ok()?.clone();
     Some(
         chunks
             .iter()

@@ -79,6 +79,47 @@ pub fn guard_mode() -> GuardMode {
     }
 }
 
+/// Whether goroutines may get their stacks when they first run rather than at spawn
+/// (`sched/spawn.rs`, "Eager starts"): only where a default-size stack can fail for
+/// nothing but an exhausted address space, so that failing late (a fatal error) is as
+/// unlikely as Go's out-of-memory. Not with `mprotect` guards (the map count limits live
+/// stacks), an `RLIMIT_AS` limit, or strict overcommit (`vm.overcommit_memory` = 2, where
+/// even `MAP_NORESERVE` slabs count against the commit limit).
+pub(crate) fn late_binding_ok() -> bool {
+    /// 0 = not looked yet, 1 = the limits allow it, 2 = they do not.
+    static LIMITS: AtomicU8 = AtomicU8::new(0);
+    if guard_mode() == GuardMode::Mprotect {
+        return false;
+    }
+    match LIMITS.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let ok = limits_allow_late_binding();
+            LIMITS.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+            ok
+        }
+    }
+}
+
+#[cold]
+fn limits_allow_late_binding() -> bool {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass; no other effect.
+    let r = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut rl) };
+    if r != 0 || rl.rlim_cur != libc::RLIM_INFINITY {
+        return false;
+    }
+    #[cfg(target_os = "linux")]
+    if std::fs::read_to_string("/proc/sys/vm/overcommit_memory").is_ok_and(|v| v.trim() == "2") {
+        return false;
+    }
+    true
+}
+
 /// The system page size.
 pub(crate) fn page_size() -> usize {
     static PAGE: AtomicUsize = AtomicUsize::new(0);
