@@ -296,7 +296,8 @@ pub(crate) fn goready_by(gp: &'static G, me: Option<&'static G>) {
 /// locks, `preempt_point`), or enters a blocking call, the wake happens then; its park or
 /// yield cancels it. On g0 (timers, unlock functions) nothing is deferred: g0 schedules
 /// next, and its P runs the goroutine. Sysmon wakes a P for a `runnext` that sits
-/// unchanged through a whole sysmon interval (a readier computing without gort calls).
+/// unchanged through a whole sysmon interval (a readier computing without gort calls);
+/// a deferral nudges sysmon out of a long sleep, so that takes about a millisecond.
 /// A goroutine that displaces another one from `runnext` into the ring wakes at once, as
 /// in Go.
 #[inline]
@@ -319,6 +320,8 @@ pub(crate) fn put_runnable(
                     p.defer_seq.load(Ordering::Relaxed).wrapping_add(1),
                     Ordering::Relaxed,
                 );
+                // after the SeqCst runnext swap: end a long sysmon sleep (its protocol)
+                super::sysmon::nudge();
             }
             spilled
         }

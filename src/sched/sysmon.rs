@@ -7,7 +7,9 @@
 //! 1. runs timers that are overdue by more than a round while no M waits for timers, so
 //!    a goroutine computing on a P does not hold up that P's timers (Go weakness #38860);
 //! 2. starts an M when runnable goroutines wait in some queue while Ps are idle and no M
-//!    is spinning (work stranded behind a busy goroutine);
+//!    is spinning (work stranded behind a busy goroutine, or readied into its `runnext`
+//!    with a deferred wake-up: a readier deferring one ends a long sysmon sleep,
+//!    [`nudge`], and sysmon looks every `DEFER_LOOK` while such a goroutine waits);
 //! 3. asks goroutines that have held their P for 10 ms (`FORCE_PREEMPT_NS`) to give
 //!    way: it sets their preempt flag, which [`preempt_point`](crate::preempt_point) and
 //!    the runtime's entry points check.
@@ -37,10 +39,18 @@ pub(crate) const HOG_NS: i64 = 2 * FORCE_PREEMPT_NS;
 /// Sysmon's longest sleep while a preempt request or a hog is outstanding.
 const WATCH_DELAY: Duration = Duration::from_millis(1);
 
-/// Futex word sysmon sleeps on when it has nothing to watch.
+/// Sysmon's longest sleep while a goroutine readied into some P's `runnext` waits for its
+/// wake-up (deferred: see `park::put_runnable`), so that a readier that keeps computing
+/// without a gort call holds it up for about this long, not for sysmon's 10 ms backoff.
+const DEFER_LOOK: Duration = Duration::from_micros(500);
+
+/// Futex word sysmon sleeps on when it has nothing to watch, and during sleeps longer
+/// than `DEFER_LOOK`.
 static PARK: AtomicU32 = AtomicU32::new(0);
 /// Whether sysmon is in that deep sleep.
 static SLEEPING: AtomicBool = AtomicBool::new(false);
+/// Whether sysmon is in a sleep longer than `DEFER_LOOK` (protocol: `nudge`).
+static NAPPING: AtomicBool = AtomicBool::new(false);
 
 /// Starts sysmon (once, from `ensure_init`).
 pub(crate) fn start() {
@@ -64,6 +74,47 @@ pub(crate) fn wake() {
         PARK.fetch_add(1, Ordering::SeqCst);
         crate::os::futex::wake(&PARK, 1);
     }
+}
+
+/// Called by a goroutine that deferred a wake-up (after its SeqCst `runnext` swap): if
+/// sysmon is in a long sleep, cut it short, so that sysmon looks at that `runnext` within
+/// `DEFER_LOOK` (twice: it wakes an idle P for a goroutine still there at the second
+/// look). Dekker with sysmon's nap: it stores `NAPPING` then reads every `runnext`
+/// (SeqCst both); the readier swaps `runnext` then reads `NAPPING` (SeqCst both): either
+/// sysmon sees the goroutine and naps briefly, or the readier sees the nap and ends it.
+#[inline]
+pub(crate) fn nudge() {
+    if NAPPING.load(Ordering::SeqCst) {
+        nudge_slow();
+    }
+}
+
+#[cold]
+fn nudge_slow() {
+    if NAPPING.swap(false, Ordering::SeqCst) {
+        PARK.fetch_add(1, Ordering::SeqCst);
+        crate::os::futex::wake(&PARK, 1);
+    }
+}
+
+/// Sleeps `delay` between rounds: a plain sleep when short, else a nap on `PARK` that a
+/// readier deferring a wake-up can end (`nudge`), or a short one if a goroutine waits in
+/// some `runnext` already.
+fn nap(delay: Duration, procs: usize) {
+    if delay <= DEFER_LOOK {
+        std::thread::sleep(delay);
+        return;
+    }
+    let gen = PARK.load(Ordering::SeqCst);
+    NAPPING.store(true, Ordering::SeqCst);
+    let waiting = (0..procs).any(|i| SCHED.p(i).is_some_and(|p| p.runq.has_runnext()));
+    if waiting {
+        NAPPING.store(false, Ordering::SeqCst);
+        std::thread::sleep(DEFER_LOOK);
+        return;
+    }
+    crate::os::futex::wait(&PARK, gen, Some(delay));
+    NAPPING.store(false, Ordering::SeqCst);
 }
 
 /// Per-P observations (Go: `p.sysmontick`).
@@ -112,12 +163,13 @@ fn run() {
             idle = 0;
             continue;
         }
-        std::thread::sleep(delay);
+        nap(delay, procs);
         let now = nanotime();
         let mut did = false;
         did |= overdue_timers(now, delay);
         did |= rescue_above(procs);
-        did |= stranded_work(&mut ticks);
+        let (woke, deferred) = stranded_work(&mut ticks);
+        did |= woke;
         // every P that exists: a P retired by a GOMAXPROCS decrease may still be held by
         // an M in a blocking call, with goroutines queued behind it
         let nps = (0..super::schedt::MAX_PROCS)
@@ -129,6 +181,10 @@ fn run() {
         if r.watching {
             // a request is pending or a hog runs: look again soon
             delay = delay.min(WATCH_DELAY);
+        }
+        if deferred {
+            // a goroutine waits in a runnext for a deferred wake-up: look again soon
+            delay = delay.min(DEFER_LOOK);
         }
     }
 }
@@ -176,27 +232,32 @@ fn rescue_above(procs: usize) -> bool {
 /// Step 2: runnable goroutines queued while Ps are idle and nobody is looking for work.
 /// A goroutine in `runnext` counts only if it has been there since the last look (its
 /// wake-up was deferred, and the readier went on running: see `park::put_runnable`).
-fn stranded_work(ticks: &mut Vec<Tick>) -> bool {
+/// Returns whether it woke a P, and whether a goroutine readied since the last look
+/// waits in some `runnext` (to be looked at again soon).
+fn stranded_work(ticks: &mut Vec<Tick>) -> (bool, bool) {
     let procs = SCHED.procs();
     if ticks.len() < procs {
         ticks.resize(procs, Tick::default());
     }
     let mut queued = SCHED.runqsize.load(Ordering::SeqCst) != 0;
+    let mut fresh = false;
     for (i, t) in ticks.iter_mut().enumerate().take(procs) {
         let Some(p) = SCHED.p(i) else { continue };
         let seq = p.defer_seq.load(Ordering::Relaxed);
         let stale = seq == t.defer_seq;
         t.defer_seq = seq;
-        queued |= !p.runq.ring_is_empty() || (stale && p.runq.has_runnext());
+        let next = p.runq.has_runnext();
+        queued |= !p.runq.ring_is_empty() || (stale && next);
+        fresh |= !stale && next;
     }
     if !queued
         || SCHED.npidle.load(Ordering::SeqCst) == 0
         || SCHED.nmspinning.load(Ordering::SeqCst) != 0
     {
-        return false;
+        return (false, fresh);
     }
     super::idle::wakep();
-    true
+    (true, fresh)
 }
 
 /// What one `retake_and_preempt` pass found.
