@@ -82,6 +82,8 @@ pub(crate) fn wake() {
 /// look). Dekker with sysmon's nap: it stores `NAPPING` then reads every `runnext`
 /// (SeqCst both); the readier swaps `runnext` then reads `NAPPING` (SeqCst both): either
 /// sysmon sees the goroutine and naps briefly, or the readier sees the nap and ends it.
+/// (Were a nudge lost, the goroutine would wait for sysmon's next timed look, at most
+/// 10 ms: a delay, never a hang.)
 #[inline]
 pub(crate) fn nudge() {
     if NAPPING.load(Ordering::SeqCst) {
