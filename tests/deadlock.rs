@@ -1,5 +1,8 @@
 //! Deadlock detection, as Go's crash tests check it (TestSimpleDeadlock,
-//! TestGoexitDeadlock's message, and a sleeping program that is NOT a deadlock).
+//! TestGoexitDeadlock's message, and a sleeping program that is NOT a deadlock). The
+//! report shows where each goroutine is blocked, as Go's does: lines marked `// at: X`
+//! below must appear in it as `deadlock.rs:LINE:` (x86-64, where gort walks parked
+//! stacks).
 //!
 //! This is a `harness = false` test: each scenario runs as this same binary in a child
 //! process with `GORT_SCENARIO` set, because the detector stays silent while threads it
@@ -13,16 +16,16 @@ fn scenario(name: &str) {
         // Go: TestSimpleDeadlock: main blocks on a channel nobody will send to.
         "simple" => gort::run(|| {
             let (_tx, rx) = gort::chan::bounded::<u8>(0);
-            let _ = rx.recv();
+            let _ = rx.recv(); // at: simple
         }),
         // Go: TestLockedDeadlock-like: main waits on a goroutine that waits forever.
         "two_goroutines" => gort::run(|| {
             let (tx, rx) = gort::chan::bounded::<u8>(0);
             let h = gort::go(move || {
-                let _ = rx.recv();
+                let _ = rx.recv(); // at: child recv
                 drop(tx);
             });
-            let _ = h.join();
+            let _ = h.join(); // at: main join
         }),
         // Not a deadlock: everything sleeps, then finishes.
         "sleeping" => gort::run(|| {
@@ -50,7 +53,7 @@ fn scenario(name: &str) {
         }
         // Go: `select {}` blocks forever: with nothing else alive, that is a deadlock.
         "empty_select" => gort::run(|| {
-            gort::select! {}
+            gort::select! {} // at: empty select
         }),
         // A goroutine that exits while locked ends its thread; the detector must not take
         // the exiting thread for a foreign one (it once stayed silent and the program hung).
@@ -71,6 +74,18 @@ struct Case {
     want_code: i32,
     want_stderr_start: &'static str,
     want_stdout: &'static str,
+    /// Markers (`// at: X` comments) of the lines the report must show.
+    want_at: &'static [&'static str],
+}
+
+/// `deadlock.rs:LINE:` for the line of this file carrying `// at: marker`.
+fn location_of(marker: &str) -> String {
+    let tag = format!("// at: {marker}");
+    let line = include_str!("deadlock.rs")
+        .lines()
+        .position(|l| l.trim_end().ends_with(&tag))
+        .unwrap_or_else(|| panic!("no line marked {tag:?}"));
+    format!("deadlock.rs:{}:", line + 1)
 }
 
 const CASES: &[Case] = &[
@@ -79,42 +94,49 @@ const CASES: &[Case] = &[
         want_code: 2,
         want_stderr_start: "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine ",
         want_stdout: "",
+        want_at: &["simple"],
     },
     Case {
         name: "two_goroutines",
         want_code: 2,
         want_stderr_start: "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine ",
         want_stdout: "",
+        want_at: &["main join", "child recv"],
     },
     Case {
         name: "empty_select",
         want_code: 2,
         want_stderr_start: "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine ",
         want_stdout: "",
+        want_at: &["empty select"],
     },
     Case {
         name: "locked_exit",
         want_code: 2,
         want_stderr_start: "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine ",
         want_stdout: "",
+        want_at: &[],
     },
     Case {
         name: "sleeping",
         want_code: 0,
         want_stderr_start: "",
         want_stdout: "OK\n",
+        want_at: &[],
     },
     Case {
         name: "sleep_one_proc",
         want_code: 0,
         want_stderr_start: "",
         want_stdout: "OK\n",
+        want_at: &[],
     },
     Case {
         name: "timer_channel",
         want_code: 0,
         want_stderr_start: "",
         want_stdout: "OK\n",
+        want_at: &[],
     },
 ];
 
@@ -148,20 +170,32 @@ fn main() {
         let out = child.wait_with_output().expect("scenario output");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stdout = String::from_utf8_lossy(&out.stdout);
+        let missing: Vec<String> = if cfg!(target_arch = "x86_64") {
+            c.want_at
+                .iter()
+                .map(|m| location_of(m))
+                .filter(|loc| !stderr.contains(loc.as_str()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let ok = out.status.code() == Some(c.want_code)
             && stderr.starts_with(c.want_stderr_start)
-            && stdout == c.want_stdout;
+            && stdout == c.want_stdout
+            && missing.is_empty();
         if ok {
             passed += 1;
             println!("test deadlock::{} ... ok", c.name);
         } else {
             failed += 1;
             println!(
-                "test deadlock::{} ... FAILED\n  status {:?} (want {}), stdout {:?}, stderr:\n{}",
+                "test deadlock::{} ... FAILED\n  status {:?} (want {}), stdout {:?}, \
+                 locations missing {:?}, stderr:\n{}",
                 c.name,
                 out.status.code(),
                 c.want_code,
                 stdout,
+                missing,
                 stderr
             );
         }

@@ -30,10 +30,16 @@ pub fn throw_impl(args: fmt::Arguments<'_>) -> ! {
 /// Prints `text` and, if `dump`, every goroutine; then exits with status 2 (or aborts
 /// with `GORT_TRACEBACK=crash`).
 fn fatal_exit(text: &str, dump: bool) -> ! {
+    fatal_exit_walking(text, dump, false)
+}
+
+/// `fatal_exit`; with `walk`, the world is stopped (no goroutine can run: the deadlock
+/// report), so the dump shows every parked goroutine's frames, as Go's does.
+fn fatal_exit_walking(text: &str, dump: bool, walk: bool) -> ! {
     let mut out = String::from(text);
     if dump && settings().traceback != Traceback::None {
         out.push('\n');
-        dump_goroutines(&mut out, None);
+        dump_goroutines(&mut out, None, walk);
     }
     let _ = std::io::stderr().write_all(out.as_bytes());
     if settings().traceback == Traceback::Crash {
@@ -45,6 +51,12 @@ fn fatal_exit(text: &str, dump: bool) -> ! {
 /// Go: `fatal(msg)`: `fatal error: msg`, the goroutines, exit 2.
 pub(crate) fn fatal(msg: &str) -> ! {
     fatal_exit(&format!("fatal error: {msg}\n"), true)
+}
+
+/// `fatal` from `checkdead`, which holds `sched.lock` with every M idle: no goroutine can
+/// run or be resumed while the dump walks the parked goroutines' stacks.
+pub(crate) fn fatal_deadlock(msg: &str) -> ! {
+    fatal_exit_walking(&format!("fatal error: {msg}\n"), true, true)
 }
 
 /// Go: `fatal("thread exhaustion")` after `checkmcount`.
@@ -147,7 +159,7 @@ pub(crate) fn fatal_panic(gp: &'static G, r: &FatalReport) -> ! {
         Traceback::All | Traceback::System | Traceback::Crash
     ) {
         out.push('\n');
-        dump_goroutines(&mut out, Some(gp));
+        dump_goroutines(&mut out, Some(gp), false);
     }
     let _ = std::io::stderr().write_all(out.as_bytes());
     if settings().traceback == Traceback::Crash {
@@ -158,8 +170,9 @@ pub(crate) fn fatal_panic(gp: &'static G, r: &FatalReport) -> ! {
 
 /// Appends a header (and creation site) for every live goroutine except `skip`, in the
 /// order of their ids: those that have run, and those queued that have not
-/// (spawn records).
-fn dump_goroutines(out: &mut String, skip: Option<&G>) {
+/// (spawn records). With `walk` (only while the world is stopped: see `fatal_deadlock`)
+/// a parked goroutine's frames are shown too.
+fn dump_goroutines(out: &mut String, skip: Option<&G>, walk: bool) {
     let gs: Vec<&'static G> = match SCHED.allgs.try_lock() {
         Ok(v) => v.clone(),
         Err(_) => {
@@ -185,7 +198,10 @@ fn dump_goroutines(out: &mut String, skip: Option<&G>) {
         match e {
             Entry::Ran(g) => {
                 write_header(out, g);
-                out.push_str("\t(stack not walked: goroutine is not running)\n");
+                match walk.then(|| parked_frames(g)).flatten() {
+                    Some(frames) => out.push_str(&frames),
+                    None => out.push_str("\t(stack not walked: goroutine is not running)\n"),
+                }
                 write_created_by(out, g);
             }
             Entry::NotStarted(s) => {
@@ -201,6 +217,29 @@ fn dump_goroutines(out: &mut String, skip: Option<&G>) {
         }
         out.push('\n');
     }
+}
+
+/// The frames of parked goroutine `g`, in Go's format, or `None` if its stack cannot be
+/// walked. The world must be stopped (nothing may resume `g` meanwhile).
+fn parked_frames(g: &G) -> Option<String> {
+    if g.status() != G_WAITING {
+        return None;
+    }
+    let mut bt = None;
+    let mut capture = || bt = Some(Backtrace::force_capture());
+    // SAFETY: `g` is parked (`_Gwaiting`: suspended in a switch), its stack stays mapped
+    // for ever, and the caller guarantees that nothing resumes it while we borrow it
+    // (the world is stopped).
+    let walked = unsafe {
+        crate::sched::context::call_on_suspended(
+            g.saved_sp(),
+            g.stack_lo.load(Ordering::Relaxed) as usize,
+            &mut capture,
+        )
+    };
+    // symbolise here, on this thread's stack
+    let text = go_frames(&bt?.to_string(), show_runtime_frames());
+    (walked && !text.is_empty()).then_some(text)
 }
 
 /// Whether tracebacks show the runtime's and the standard library's frames
@@ -251,6 +290,8 @@ pub(crate) fn go_frames(bt: &str, show_runtime: bool) -> String {
         .rposition(|(s, _)| {
             s.contains("panicking::panic_fmt")
                 || s.contains("rust_begin_unwind")
+                // a parked goroutine's frames start above the walker (`parked_frames`)
+                || s.contains("sched::context::walk_entry")
                 || s.starts_with("std::backtrace::Backtrace")
         })
         .map_or(0, |i| i + 1);
@@ -327,7 +368,7 @@ pub fn stack(all: bool) -> String {
         if me.is_some() {
             out.push('\n');
         }
-        dump_goroutines(&mut out, me);
+        dump_goroutines(&mut out, me, false);
         while out.ends_with("\n\n") {
             out.pop();
         }

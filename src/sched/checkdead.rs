@@ -4,7 +4,9 @@
 //! starts waiting for its main goroutine. While a `run` is in progress, if no M is
 //! running, no timer is pending, and no goroutine is runnable, nothing can ever run
 //! again: print Go's `fatal error: all goroutines are asleep - deadlock!` with the
-//! goroutine list and exit with status 2.
+//! goroutine list and exit with status 2. The list shows where each goroutine is blocked
+//! (its frames, walked on its own stack by `context::call_on_suspended`): with every M
+//! idle and `sched.lock` held, nothing can resume a goroutine meanwhile.
 //!
 //! gort is a library, so threads it does not know about may hold the other end of a
 //! channel and wake a goroutine later (Go has no such threads: its cgo calls count as
@@ -62,9 +64,9 @@ pub(crate) fn checkdead(l: &Locked) {
     }
     drop(gs);
     if waiting == 0 {
-        crate::debug::fatal("no goroutines (main called runtime.Goexit) - deadlock!");
+        crate::debug::fatal_deadlock("no goroutines (main called runtime.Goexit) - deadlock!");
     }
-    crate::debug::fatal("all goroutines are asleep - deadlock!");
+    crate::debug::fatal_deadlock("all goroutines are asleep - deadlock!");
 }
 
 /// Whether the process has threads besides the runtime's `ms` Ms. Threads of Ms that

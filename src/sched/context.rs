@@ -168,6 +168,134 @@ unsafe extern "C" fn trampoline() {
     )
 }
 
+/// The code at a suspended x86-64 stack's resume address (label `2` of `suspend_then!`):
+/// `lea rsp, [rdx + 8]; pop rbx; pop rbp`. Past it, the suspended function goes on as
+/// after the asm block, where its unwind tables describe the frame.
+#[cfg(target_arch = "x86_64")]
+const RESUME_CODE: [u8; 6] = [0x48, 0x8d, 0x62, 0x08, 0x5b, 0x5d];
+
+/// Free stack a [`call_on_suspended`] needs below the suspended frames (the unwinder's
+/// own frames and `f`'s).
+#[cfg(target_arch = "x86_64")]
+const WALK_ROOM: usize = 24 * 1024;
+
+/// What [`call_on_suspended`] hands to [`walk_entry`].
+#[cfg(target_arch = "x86_64")]
+struct Walk<'a> {
+    f: &'a mut dyn FnMut(),
+    /// The caller's stack pointer to return to.
+    back: usize,
+}
+
+/// Runs `f` on the suspended stack `sp` as if it were called at the point where that
+/// stack was suspended, so that an unwinder started in `f` (`Backtrace::force_capture`)
+/// walks the suspended goroutine's frames; then puts back the three words of the saved
+/// context it borrowed. Returns false without running `f` when that cannot be done
+/// safely: `sp` is not suspended in a switch (a fresh stack), is misaligned, or has less
+/// than [`WALK_ROOM`] free below it (`lo`: the stack's lowest usable address).
+///
+/// # Safety
+/// `sp` is the saved pointer of a suspended stack whose memory from `lo` up is mapped,
+/// and that nothing resumes, reads or writes while this runs (the world is stopped).
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn call_on_suspended(sp: usize, lo: usize, f: &mut dyn FnMut()) -> bool {
+    if sp % 16 != 8 || sp < lo + WALK_ROOM {
+        // an unaligned frame for `walk_entry`, or too little room below
+        return false;
+    }
+    let ctx = sp as *mut [usize; 3];
+    // SAFETY: a suspended stack's saved pointer addresses its three saved words
+    // (contract).
+    let saved = unsafe { ctx.read() };
+    let [resume_at, rbx, rbp] = saved;
+    if resume_at == trampoline as *const () as usize {
+        return false; // a fresh stack: no frames to walk
+    }
+    // SAFETY: `resume_at` is the address of code (label 2 of a switch, contract), mapped
+    // and readable; six bytes from there are still inside that asm block.
+    let code = unsafe { (resume_at as *const [u8; 6]).read_unaligned() };
+    if code != RESUME_CODE {
+        return false;
+    }
+    let after = resume_at + RESUME_CODE.len();
+    // The borrowed frame: [sp + 8] = where `call` below goes (the jump to `walk_entry`,
+    // with rsp = sp + 16), [sp + 16] = `after`, which `walk_entry` sees as its return
+    // address: so its caller is the suspended function, right after its switch, with the
+    // stack pointer it has there (sp + 24).
+    // SAFETY: the three words are the suspended stack's own (contract); they are put back
+    // below before anything can resume it.
+    unsafe { ctx.write([resume_at, walk_trampoline as *const () as usize, after]) };
+    let mut w = Walk { f, back: 0 };
+    // SAFETY: the caller's contract; the block saves and restores rbx/rbp itself (loading
+    // the suspended stack's values for the unwinder meanwhile) and declares every other
+    // register clobbered; `walk_entry` comes back with `ret` to the `call`.
+    unsafe {
+        core::arch::asm!(
+            "push rbp",
+            "push rbx",
+            "lea rax, [rsp - 8]",
+            "mov [rcx], rax",
+            "mov rbx, rsi",
+            "mov rbp, r8",
+            "call [rdx]",
+            "pop rbx",
+            "pop rbp",
+            inlateout("rcx") &mut w.back as *mut usize => _,
+            inlateout("rdx") sp + 8 => _,
+            inlateout("rsi") rbx => _,
+            inlateout("r8") rbp => _,
+            inlateout("rdi") &mut w as *mut Walk<'_> as usize => _,
+            lateout("r12") _,
+            lateout("r13") _,
+            lateout("r14") _,
+            lateout("r15") _,
+            clobber_abi("C"),
+        );
+    }
+    // SAFETY: as above: the suspended stack gets its saved context back.
+    unsafe { ctx.write(saved) };
+    true
+}
+
+/// Where [`call_on_suspended`]'s `call` lands (rdx = the borrowed frame, rdi = the
+/// `Walk`): moves onto the suspended stack and jumps to [`walk_entry`], whose return
+/// address is then the suspended function's.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+unsafe extern "C" fn walk_trampoline() {
+    core::arch::naked_asm!(
+        "lea rsp, [rdx + 8]",
+        "jmp {entry}",
+        entry = sym walk_entry,
+    )
+}
+
+/// Runs the walker's function on the suspended stack, then returns to
+/// [`call_on_suspended`] on its own stack (never to its apparent caller).
+#[cfg(target_arch = "x86_64")]
+unsafe extern "C" fn walk_entry(w: *mut Walk<'_>) -> ! {
+    // SAFETY: `call_on_suspended` passes its live `Walk`, which outlives this call.
+    let w = unsafe { &mut *w };
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (w.f)())).is_err() {
+        // unwinding must not run into the suspended frames above us; the walker's
+        // function only captures a backtrace, so this is not expected
+        crate::throw!("goroutine walk: the walker panicked");
+    }
+    let back = w.back;
+    // SAFETY: `back` is the stack pointer of `call_on_suspended`'s thread stack right
+    // after its `call` pushed the return address: `ret` there resumes it.
+    unsafe { core::arch::asm!("mov rsp, {b}", "ret", b = in(reg) back, options(noreturn)) }
+}
+
+/// aarch64: walking a suspended stack is not implemented (dumps print headers only).
+///
+/// # Safety
+/// None needed; nothing is done.
+#[cfg(target_arch = "aarch64")]
+pub(crate) unsafe fn call_on_suspended(_sp: usize, _lo: usize, _f: &mut dyn FnMut()) -> bool {
+    false
+}
+
 /// Bytes [`init`] writes below the start address.
 #[cfg(target_arch = "x86_64")]
 const INIT_FRAME: usize = 32;

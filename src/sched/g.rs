@@ -450,6 +450,12 @@ impl G {
         self.stack_class.get()
     }
 
+    /// The saved stack pointer of a suspended G (0 while it runs or has no context): for
+    /// walking its frames while the world is stopped (`context::call_on_suspended`).
+    pub(crate) fn saved_sp(&self) -> usize {
+        self.sched_sp.get()
+    }
+
     /// Reference to the kept stack (for releasing its pages).
     ///
     /// # Safety
