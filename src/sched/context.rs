@@ -491,6 +491,48 @@ mod tests {
         }
     }
 
+    /// A suspended stack's frames can be walked from outside (`call_on_suspended`): the
+    /// backtrace taken on it names the function that suspended, the walk refuses a fresh
+    /// stack, and the stack resumes afterwards as if nothing happened.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn walking_a_suspended_stack() {
+        let (mem, top) = test_stack();
+        let lo = mem.as_ptr() as usize;
+        let mut pair = Pair {
+            main_sp: 0,
+            co_sp: 0,
+            log: Vec::new(),
+        };
+        // SAFETY: the stack is ours and unused.
+        pair.co_sp = unsafe { init(top, co_entry, &mut pair as *mut Pair as usize) };
+        let mut ran = false;
+        // SAFETY: the stack is suspended (fresh) and nothing else touches it.
+        let fresh = unsafe { call_on_suspended(pair.co_sp, lo, &mut || ran = true) };
+        assert!(!fresh && !ran, "a fresh stack has no frames to walk");
+        // SAFETY: co_sp is suspended.
+        assert_eq!(unsafe { resume(&mut pair.main_sp, pair.co_sp) }, 1);
+        let mut bt = None;
+        // SAFETY: co_entry is suspended in suspend_to_g0 and nothing resumes it meanwhile.
+        let walked = unsafe {
+            call_on_suspended(pair.co_sp, lo, &mut || {
+                bt = Some(std::backtrace::Backtrace::force_capture())
+            })
+        };
+        assert!(walked);
+        let text = bt.expect("captured").to_string();
+        assert!(
+            text.contains("co_entry"),
+            "the walk reaches the suspended function:\n{text}"
+        );
+        // the borrowed words are back: the stack resumes where it was, values intact
+        for _ in 0..3 {
+            // SAFETY: co_sp is suspended.
+            assert_eq!(unsafe { resume(&mut pair.main_sp, pair.co_sp) }, 1);
+        }
+        assert_eq!(pair.log, vec![0, 7, 7, 7]);
+    }
+
     /// Values pass both ways; a fresh stack gets its data and first argument (0 from
     /// `resume`); values live across switches keep them on both sides.
     #[test]
