@@ -65,6 +65,26 @@ fn scenario(name: &str) {
             });
             let _ = rx.recv();
         }),
+        // Goroutines blocked in a goroutine-aware lock, a WaitGroup and a select with
+        // cases: the report shows each one's blocking line.
+        "sync" => gort::run(|| {
+            let m = std::sync::Arc::new(gort::sync::Mutex::new(0u32));
+            let wg = std::sync::Arc::new(gort::sync::WaitGroup::new());
+            wg.add(1);
+            let _held = m.lock();
+            let m2 = m.clone();
+            gort::go(move || {
+                let _g = m2.lock(); // at: mutex lock
+            });
+            let wg2 = wg.clone();
+            gort::go(move || wg2.wait()); // at: waitgroup wait
+            let (_tx, rx) = gort::chan::bounded::<u8>(0);
+            let (tx2, _rx2) = gort::chan::bounded::<u8>(0);
+            gort::select! { // at: select
+                recv(rx) -> _ => {},
+                send(tx2, 1) -> _ => {},
+            }
+        }),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -116,6 +136,13 @@ const CASES: &[Case] = &[
         want_stderr_start: "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine ",
         want_stdout: "",
         want_at: &[],
+    },
+    Case {
+        name: "sync",
+        want_code: 2,
+        want_stderr_start: "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine ",
+        want_stdout: "",
+        want_at: &["mutex lock", "waitgroup wait", "select"],
     },
     Case {
         name: "sleeping",

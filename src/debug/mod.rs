@@ -37,6 +37,12 @@ fn fatal_exit(text: &str, dump: bool) -> ! {
 /// report), so the dump shows every parked goroutine's frames, as Go's does.
 fn fatal_exit_walking(text: &str, dump: bool, walk: bool) -> ! {
     let mut out = String::from(text);
+    if walk {
+        // a walk that faults (a stack corrupted by unsafe code) must not take the
+        // message with it: print as we go, as Go does
+        let _ = std::io::stderr().write_all(out.as_bytes());
+        out.clear();
+    }
     if dump && settings().traceback != Traceback::None {
         out.push('\n');
         dump_goroutines(&mut out, None, walk);
@@ -198,8 +204,11 @@ fn dump_goroutines(out: &mut String, skip: Option<&G>, walk: bool) {
         match e {
             Entry::Ran(g) => {
                 write_header(out, g);
-                match walk.then(|| parked_frames(g)).flatten() {
-                    Some(frames) => out.push_str(&frames),
+                match walk.then(|| parked_frames(g)) {
+                    Some(Ok(frames)) => out.push_str(&frames),
+                    Some(Err(why)) => {
+                        let _ = writeln!(out, "\t(stack not walked: {why})");
+                    }
                     None => out.push_str("\t(stack not walked: goroutine is not running)\n"),
                 }
                 write_created_by(out, g);
@@ -216,30 +225,46 @@ fn dump_goroutines(out: &mut String, skip: Option<&G>, walk: bool) {
             }
         }
         out.push('\n');
+        if walk {
+            let _ = std::io::stderr().write_all(out.as_bytes());
+            out.clear();
+        }
     }
 }
 
-/// The frames of parked goroutine `g`, in Go's format, or `None` if its stack cannot be
-/// walked. The world must be stopped (nothing may resume `g` meanwhile).
-fn parked_frames(g: &G) -> Option<String> {
+/// The frames of parked goroutine `g`, in Go's format, or why its stack was not walked.
+/// The world must be stopped (nothing may resume `g` meanwhile).
+fn parked_frames(g: &G) -> Result<String, &'static str> {
     if g.status() != G_WAITING {
-        return None;
+        return Err("goroutine is not running");
     }
     let mut bt = None;
     let mut capture = || bt = Some(Backtrace::force_capture());
     // SAFETY: `g` is parked (`_Gwaiting`: suspended in a switch), its stack stays mapped
     // for ever, and the caller guarantees that nothing resumes it while we borrow it
     // (the world is stopped).
-    let walked = unsafe {
+    unsafe {
         crate::sched::context::call_on_suspended(
             g.saved_sp(),
             g.stack_lo.load(Ordering::Relaxed) as usize,
             &mut capture,
-        )
+        )?
     };
     // symbolise here, on this thread's stack
-    let text = go_frames(&bt?.to_string(), show_runtime_frames());
-    (walked && !text.is_empty()).then_some(text)
+    let raw = bt.ok_or("no backtrace")?.to_string();
+    if !raw.lines().any(|l| {
+        l.trim_start()
+            .split_once(": ")
+            .is_some_and(|(_, sym)| is_walk_entry(sym))
+    }) {
+        // no symbols (a stripped binary): nothing useful to show
+        return Err("no symbols");
+    }
+    let text = go_frames(&raw, show_runtime_frames());
+    if text.is_empty() {
+        return Err("no frames outside the runtime");
+    }
+    Ok(text)
 }
 
 /// Whether tracebacks show the runtime's and the standard library's frames
@@ -284,17 +309,20 @@ pub(crate) fn go_frames(bt: &str, show_runtime: bool) -> String {
             }
         }
     }
-    // start after the last frame of the panic/backtrace machinery
-    let start = frames
-        .iter()
-        .rposition(|(s, _)| {
-            s.contains("panicking::panic_fmt")
-                || s.contains("rust_begin_unwind")
-                // a parked goroutine's frames start above the walker (`parked_frames`)
-                || s.contains("sched::context::walk_entry")
-                || s.starts_with("std::backtrace::Backtrace")
-        })
-        .map_or(0, |i| i + 1);
+    // A parked goroutine's frames start above the walker (`parked_frames`; the frames
+    // below it, its own, may contain panic machinery, e.g. a panic hook that blocks);
+    // other backtraces start after the last frame of the panic/backtrace machinery.
+    let start = match frames.iter().rposition(|(s, _)| is_walk_entry(s)) {
+        Some(i) => i + 1,
+        None => frames
+            .iter()
+            .rposition(|(s, _)| {
+                s.contains("panicking::panic_fmt")
+                    || s.contains("rust_begin_unwind")
+                    || s.starts_with("std::backtrace::Backtrace")
+            })
+            .map_or(0, |i| i + 1),
+    };
     let mut out = String::new();
     for (sym, loc) in &frames[start..] {
         // a goroutine's stack ends at its entry (Go's traceback likewise ends at goexit)
@@ -310,6 +338,11 @@ pub(crate) fn go_frames(bt: &str, show_runtime: bool) -> String {
         }
     }
     out
+}
+
+/// Whether a backtrace frame is the stack walker's entry (not its closure).
+fn is_walk_entry(sym: &str) -> bool {
+    sym.ends_with("sched::context::walk_entry")
 }
 
 fn write_header(out: &mut String, g: &G) {

@@ -175,12 +175,14 @@ unsafe extern "C" fn trampoline() {
 const RESUME_CODE: [u8; 6] = [0x48, 0x8d, 0x62, 0x08, 0x5b, 0x5d];
 
 /// Free stack a [`call_on_suspended`] needs below the suspended frames (the unwinder's
-/// own frames and `f`'s).
+/// own frames and `f`'s: a first `Backtrace::force_capture` takes about 5.5 KiB, later
+/// ones about 2 KiB).
 #[cfg(target_arch = "x86_64")]
-const WALK_ROOM: usize = 24 * 1024;
+const WALK_ROOM: usize = 12 * 1024;
 
 /// What [`call_on_suspended`] hands to [`walk_entry`].
 #[cfg(target_arch = "x86_64")]
+#[repr(C)]
 struct Walk<'a> {
     f: &'a mut dyn FnMut(),
     /// The caller's stack pointer to return to.
@@ -190,7 +192,7 @@ struct Walk<'a> {
 /// Runs `f` on the suspended stack `sp` as if it were called at the point where that
 /// stack was suspended, so that an unwinder started in `f` (`Backtrace::force_capture`)
 /// walks the suspended goroutine's frames; then puts back the three words of the saved
-/// context it borrowed. Returns false without running `f` when that cannot be done
+/// context it borrowed. Returns why not, without running `f`, when that cannot be done
 /// safely: `sp` is not suspended in a switch (a fresh stack), is misaligned, or has less
 /// than [`WALK_ROOM`] free below it (`lo`: the stack's lowest usable address).
 ///
@@ -198,24 +200,33 @@ struct Walk<'a> {
 /// `sp` is the saved pointer of a suspended stack whose memory from `lo` up is mapped,
 /// and that nothing resumes, reads or writes while this runs (the world is stopped).
 #[cfg(target_arch = "x86_64")]
-pub(crate) unsafe fn call_on_suspended(sp: usize, lo: usize, f: &mut dyn FnMut()) -> bool {
-    if sp % 16 != 8 || sp < lo + WALK_ROOM {
-        // an unaligned frame for `walk_entry`, or too little room below
-        return false;
-    }
+pub(crate) unsafe fn call_on_suspended(
+    sp: usize,
+    lo: usize,
+    f: &mut dyn FnMut(),
+) -> Result<(), &'static str> {
     let ctx = sp as *mut [usize; 3];
     // SAFETY: a suspended stack's saved pointer addresses its three saved words
     // (contract).
     let saved = unsafe { ctx.read() };
     let [resume_at, rbx, rbp] = saved;
     if resume_at == trampoline as *const () as usize {
-        return false; // a fresh stack: no frames to walk
+        return Err("not started"); // a fresh stack: no frames to walk
+    }
+    // an `asm!` block without `nostack` starts at a call-aligned rsp, so a switch's three
+    // pushes leave sp = 8 mod 16: anything else is not a switch's saved pointer
+    debug_assert_eq!(sp % 16, 8, "call_on_suspended: not a saved stack pointer");
+    if sp % 16 != 8 {
+        return Err("unaligned saved stack pointer");
+    }
+    if sp < lo + WALK_ROOM {
+        return Err("too little free stack below its frames");
     }
     // SAFETY: `resume_at` is the address of code (label 2 of a switch, contract), mapped
     // and readable; six bytes from there are still inside that asm block.
     let code = unsafe { (resume_at as *const [u8; 6]).read_unaligned() };
     if code != RESUME_CODE {
-        return false;
+        return Err("not suspended in a switch");
     }
     let after = resume_at + RESUME_CODE.len();
     // The borrowed frame: [sp + 8] = where `call` below goes (the jump to `walk_entry`,
@@ -234,13 +245,13 @@ pub(crate) unsafe fn call_on_suspended(sp: usize, lo: usize, f: &mut dyn FnMut()
             "push rbp",
             "push rbx",
             "lea rax, [rsp - 8]",
-            "mov [rcx], rax",
+            "mov [rdi + {back}], rax",
             "mov rbx, rsi",
             "mov rbp, r8",
             "call [rdx]",
             "pop rbx",
             "pop rbp",
-            inlateout("rcx") &mut w.back as *mut usize => _,
+            back = const std::mem::offset_of!(Walk<'_>, back),
             inlateout("rdx") sp + 8 => _,
             inlateout("rsi") rbx => _,
             inlateout("r8") rbp => _,
@@ -254,7 +265,7 @@ pub(crate) unsafe fn call_on_suspended(sp: usize, lo: usize, f: &mut dyn FnMut()
     }
     // SAFETY: as above: the suspended stack gets its saved context back.
     unsafe { ctx.write(saved) };
-    true
+    Ok(())
 }
 
 /// Where [`call_on_suspended`]'s `call` lands (rdx = the borrowed frame, rdi = the
@@ -292,8 +303,12 @@ unsafe extern "C" fn walk_entry(w: *mut Walk<'_>) -> ! {
 /// # Safety
 /// None needed; nothing is done.
 #[cfg(target_arch = "aarch64")]
-pub(crate) unsafe fn call_on_suspended(_sp: usize, _lo: usize, _f: &mut dyn FnMut()) -> bool {
-    false
+pub(crate) unsafe fn call_on_suspended(
+    _sp: usize,
+    _lo: usize,
+    _f: &mut dyn FnMut(),
+) -> Result<(), &'static str> {
+    Err("not implemented on this architecture")
 }
 
 /// Bytes [`init`] writes below the start address.
@@ -509,7 +524,10 @@ mod tests {
         let mut ran = false;
         // SAFETY: the stack is suspended (fresh) and nothing else touches it.
         let fresh = unsafe { call_on_suspended(pair.co_sp, lo, &mut || ran = true) };
-        assert!(!fresh && !ran, "a fresh stack has no frames to walk");
+        assert!(
+            fresh.is_err() && !ran,
+            "a fresh stack has no frames to walk"
+        );
         // SAFETY: co_sp is suspended.
         assert_eq!(unsafe { resume(&mut pair.main_sp, pair.co_sp) }, 1);
         let mut bt = None;
@@ -519,7 +537,7 @@ mod tests {
                 bt = Some(std::backtrace::Backtrace::force_capture())
             })
         };
-        assert!(walked);
+        assert_eq!(walked, Ok(()));
         let text = bt.expect("captured").to_string();
         assert!(
             text.contains("co_entry"),
