@@ -510,3 +510,106 @@ fn gomaxprocs_reads_sets_and_clamps() {
         );
     });
 }
+
+/// CPU time consumed so far by the thread whose CPU clock is `clk`.
+fn thread_cpu(clk: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    let r = unsafe { libc::clock_gettime(clk, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// `run` returns promptly when its main goroutine finishes on another thread while the
+/// caller's thread runs a ping-pong chain (two goroutines handing the CPU to each other
+/// by direct switches, which never pass through the scheduler loop where `run` checks
+/// its main goroutine). The caller's M stops switching directly once its main goroutine
+/// is done; without that, `run` waited for sysmon to preempt the chain (10 ms into its
+/// time slice). Measured as CPU time of the caller's thread after the main goroutine
+/// finished, which other load on the machine does not stretch: ~30 us with the check
+/// (also with two busy loops competing for the CPUs); medians of 3 ms without it
+/// (0.02-2 ms when other load breaks the chain up by itself).
+#[cfg(target_os = "linux")]
+#[test]
+fn run_returns_while_its_thread_runs_a_chain() {
+    if !is_child() {
+        let out = run_child(
+            "run_returns_while_its_thread_runs_a_chain",
+            &[("GORT_MAXPROCS", "2")],
+        );
+        common::assert_child_ok("run_returns_while_its_thread_runs_a_chain", &out);
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    let mut clk: libc::clockid_t = 0;
+    // SAFETY: our own thread's id; the call writes `clk`.
+    let r = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clk) };
+    assert_eq!(r, 0, "pthread_getcpuclockid");
+    let mut lags: Vec<Duration> = (0..7)
+        .map(|_| {
+            let stop = Arc::new(AtomicBool::new(false));
+            // this thread's CPU time when the main goroutine finished
+            let finished_at = Arc::new(std::sync::Mutex::new(None::<Duration>));
+            let fin = finished_at.clone();
+            let s = stop.clone();
+            gort::run(move || {
+                // the chain: one goroutine that starts the other and then ping-pongs
+                // with it; each readies the other into this P's empty runnext (no idle P
+                // is woken for that) and parks, switching to it directly
+                let s1 = s.clone();
+                gort::go(move || {
+                    let (a_tx, a_rx) = gort::chan::bounded::<u64>(0);
+                    let (b_tx, b_rx) = gort::chan::bounded::<u64>(0);
+                    gort::go(move || {
+                        while let Ok(v) = a_rx.recv() {
+                            if b_tx.send(v).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    while !s1.load(Ordering::Relaxed) {
+                        if a_tx.send(1).is_err() || b_rx.recv().is_err() {
+                            break;
+                        }
+                    }
+                });
+                // main parks; a plain thread readies it 2 ms later, into the global
+                // queue, where the other P's M finds it and runs it to its end
+                let (done_tx, done_rx) = gort::chan::bounded::<()>(1);
+                let waker = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(2));
+                    done_tx.send(()).unwrap();
+                });
+                done_rx.recv().unwrap();
+                waker.join().unwrap();
+                // keep that M busy after we are gone (it would otherwise steal the
+                // chain's runnext, and the chain would end by itself)
+                let s2 = s.clone();
+                gort::go(move || {
+                    while !s2.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                });
+                *fin.lock().unwrap() = Some(thread_cpu(clk));
+            });
+            let lag =
+                thread_cpu(clk).saturating_sub(finished_at.lock().unwrap().expect("main finished"));
+            stop.store(true, Ordering::Relaxed);
+            // let this round's goroutines end, so that the next `run` gets a P
+            while gort::num_goroutine() > 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            lag
+        })
+        .collect();
+    eprintln!("caller's CPU time from its main goroutine's end to run's return: {lags:?}");
+    lags.sort();
+    assert!(
+        lags[3] < Duration::from_millis(1),
+        "run returned after {:?} (median) of the caller's CPU time past its main goroutine",
+        lags[3]
+    );
+}
