@@ -50,6 +50,11 @@ pub(crate) struct DebugVars {
     /// preempt request without reaching a check (it is then handed off, see
     /// `docs/design/sysmon.md`), with its creation site, and again when it gives way.
     pub(crate) hogreport: bool,
+    /// `schedtrace=MS`: sysmon prints a one-line summary of the scheduler to stderr every
+    /// MS milliseconds (Go's format, `SCHED 0ms: gomaxprocs=...`); 0 (default) is off.
+    pub(crate) schedtrace_ms: u64,
+    /// `scheddetail=1`: schedtrace prints every P, M and goroutine as well.
+    pub(crate) scheddetail: bool,
 }
 
 impl Default for DebugVars {
@@ -58,6 +63,8 @@ impl Default for DebugVars {
             migrate: false,
             mreclaim_ms: 10_000,
             hogreport: false,
+            schedtrace_ms: 0,
+            scheddetail: false,
         }
     }
 }
@@ -70,22 +77,27 @@ impl DebugVars {
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (k, v) = item.split_once('=').unwrap_or((item, ""));
             match k {
-                "migrate" | "hogreport" => {
+                "migrate" | "hogreport" | "scheddetail" => {
                     let on = match v {
                         "0" => false,
                         "1" => true,
                         _ => return Err(format!("value {v:?} for {k:?} is not 0 or 1")),
                     };
-                    if k == "migrate" {
-                        d.migrate = on;
-                    } else {
-                        d.hogreport = on;
+                    match k {
+                        "migrate" => d.migrate = on,
+                        "hogreport" => d.hogreport = on,
+                        _ => d.scheddetail = on,
                     }
                 }
-                "mreclaim" => {
-                    d.mreclaim_ms = v.parse().map_err(|_| {
+                "mreclaim" | "schedtrace" => {
+                    let ms = v.parse().map_err(|_| {
                         format!("value {v:?} for {k:?} is not a number of milliseconds")
-                    })?
+                    })?;
+                    if k == "mreclaim" {
+                        d.mreclaim_ms = ms;
+                    } else {
+                        d.schedtrace_ms = ms;
+                    }
                 }
                 _ => {}
             }
@@ -214,7 +226,8 @@ impl Config {
         self
     }
 
-    /// Debug settings, as `GORT_DEBUG` (comma list of `key=value`: `migrate=1`, `mreclaim=MS`, `hogreport=1`).
+    /// Debug settings, as `GORT_DEBUG` (comma list of `key=value`: `migrate=1`,
+    /// `mreclaim=MS`, `hogreport=1`, `schedtrace=MS`, `scheddetail=1`).
     pub fn debug(mut self, s: &str) -> Config {
         self.debug = Some(s.to_string());
         self
@@ -342,6 +355,20 @@ mod tests {
             .resolve()
             .unwrap();
         assert!(s.debug.migrate);
+        let s = Config::new()
+            .debug("schedtrace=250, scheddetail=1")
+            .resolve()
+            .unwrap();
+        assert_eq!(s.debug.schedtrace_ms, 250);
+        assert!(s.debug.scheddetail);
+        assert!(matches!(
+            Config::new().debug("schedtrace=soon").resolve(),
+            Err(ConfigError::Debug(_))
+        ));
+        assert!(matches!(
+            Config::new().debug("scheddetail=2").resolve(),
+            Err(ConfigError::Debug(_))
+        ));
     }
 
     #[test]

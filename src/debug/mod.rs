@@ -11,6 +11,8 @@ use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::sync::atomic::Ordering;
 
+pub(crate) mod schedtrace;
+
 /// Reports an impossible runtime state and ends the process with status 2
 /// (Go: `throw`). Usage: `throw!("fn_name: what")`.
 #[doc(hidden)]
@@ -36,6 +38,9 @@ fn fatal_exit(text: &str, dump: bool) -> ! {
 /// `fatal_exit`; with `walk`, the world is stopped (no goroutine can run: the deadlock
 /// report), so the dump shows every parked goroutine's frames, as Go's does.
 fn fatal_exit_walking(text: &str, dump: bool, walk: bool) -> ! {
+    if let Some(trace) = schedtrace::on_fatal() {
+        let _ = std::io::stderr().write_all(trace.as_bytes());
+    }
     let mut out = String::from(text);
     if walk {
         // a walk that faults (a stack corrupted by unsafe code) must not take the
@@ -145,6 +150,9 @@ pub(crate) fn panic_escaped(payload: &(dyn Any + Send)) {
 
 /// Prints an unrecovered panic of `gp` as Go does and exits with status 2. Runs on g0.
 pub(crate) fn fatal_panic(gp: &'static G, r: &FatalReport) -> ! {
+    if let Some(trace) = schedtrace::on_fatal() {
+        let _ = std::io::stderr().write_all(trace.as_bytes());
+    }
     let mut out = format!("panic: {}\n\n", r.msg);
     let _ = writeln!(
         out,

@@ -152,7 +152,9 @@ fn run() {
         let procs = SCHED.procs();
         // every P idle, and none above the count still held (an M retiring it later)
         let all_idle = SCHED.npidle.load(Ordering::SeqCst) as usize == procs && !held_above(procs);
-        if all_idle && !crate::time::timers_pending() {
+        let tracing = settings().debug.schedtrace_ms > 0;
+        // (Go: no deep sleep while schedtrace is on)
+        if all_idle && !crate::time::timers_pending() && !tracing {
             // Deep sleep until a P is acquired (Go: sysmonwait).
             let gen = PARK.load(Ordering::SeqCst);
             SLEEPING.store(true, Ordering::SeqCst);
@@ -165,8 +167,13 @@ fn run() {
             idle = 0;
             continue;
         }
+        if tracing {
+            // the next trace is due within a period
+            delay = delay.min(Duration::from_millis(settings().debug.schedtrace_ms));
+        }
         nap(delay, procs);
         let now = nanotime();
+        crate::debug::schedtrace::sysmon_tick(now);
         let mut did = false;
         did |= overdue_timers(now, delay);
         did |= rescue_above(procs);

@@ -117,6 +117,15 @@ impl Timers {
         self.heap.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// `len`, or `None` if the heap is locked right now (for traces from fatal paths).
+    pub(crate) fn try_len(&self) -> Option<usize> {
+        match self.heap.try_lock() {
+            Ok(h) => Some(h.len()),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner().len()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Removes and returns the entries due at `now` (Go: `runtimer` loop of
     /// `checkTimers`), re-arming periodic ones. Actions run after the lock is dropped.
     pub(crate) fn take_due(&self, now: i64, out: &mut Vec<Entry>) {

@@ -1,0 +1,185 @@
+//! `GORT_DEBUG=schedtrace=MS[,scheddetail=1]` (Go: proc.go `schedtrace`): a summary of the
+//! scheduler printed to stderr by sysmon every MS milliseconds, and once, in detail, when
+//! the process dies of a fatal error or panic while either setting is on.
+//!
+//! ```text
+//! SCHED 0ms: gomaxprocs=2 idleprocs=0 threads=4 spinningthreads=1 idlethreads=0 runqueue=0 [2 0]
+//! ```
+//!
+//! The fields are Go's: milliseconds since the first trace, GOMAXPROCS, idle Ps, threads
+//! (Ms), spinning Ms, idle Ms, the global run queue's length, and each P's local queue
+//! (`runnext` not counted). gort adds `reliefprocs=N` after `gomaxprocs` while sysmon lends
+//! relief Ps to hogs (their queues are listed too), and `unstarted=N` (goroutines queued
+//! as spawn records, not started yet) when there are any.
+//!
+//! With `scheddetail=1` the bracket list gives way to `nmidlelocked=N` and one line per P,
+//! per M (newest first) and per goroutine, as Go prints them, with the fields gort has:
+//!
+//! ```text
+//!   P0: status=1 schedtick=50 syscalltick=0 m=0 runqsize=1 timerslen=1
+//!   M3: p=1 curg=5 spinning=false blocked=false lockedg=-1
+//!   G1: status=4(sleep) m=-1 lockedm=-1
+//! ```
+//!
+//! Statuses are numeric as in Go (P: 0 idle, 1 running, 2 syscall, 4 dead; G: 1
+//! runnable, 2 running, 3 syscall, 4 waiting, 6 dead), `-1` means none, and the wait reason
+//! in parentheses is the last one set (Go does not clear it either). Everything is read
+//! without taking the scheduler's lock, so a line is a snapshot of moving parts; lists
+//! that are locked at that instant are left out with a note (a fatal error may come from
+//! a thread that holds one).
+
+use crate::sched::g::{G, G_DEAD};
+use crate::sched::m::M;
+use crate::sched::schedt::{MAX_PROCS, SCHED};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
+/// When the first trace was printed (ms are counted from there, as Go does).
+static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+fn m_id(m: *const M) -> i64 {
+    // SAFETY: Ms are never freed; a non-null M pointer stays valid.
+    unsafe { m.as_ref() }.map_or(-1, |m| m.id)
+}
+
+fn g_id(g: *const G) -> i64 {
+    // SAFETY: Gs are never freed; a non-null G pointer stays valid.
+    unsafe { g.as_ref() }.map_or(-1, |g| g.goid.load(Ordering::Relaxed) as i64)
+}
+
+/// One trace, as Go's `schedtrace(detailed)` prints it.
+pub(crate) fn schedtrace(detailed: bool) -> String {
+    let start = *START.get_or_init(Instant::now);
+    let ms = start.elapsed().as_millis();
+    let procs = SCHED.procs();
+    let user = SCHED.user_procs();
+    let mut out = String::new();
+    let _ = write!(out, "SCHED {ms}ms: gomaxprocs={user}");
+    if procs > user {
+        let _ = write!(out, " reliefprocs={}", procs - user);
+    }
+    let _ = write!(
+        out,
+        " idleprocs={} threads={} spinningthreads={} idlethreads={} runqueue={}",
+        SCHED.npidle.load(Ordering::Relaxed),
+        SCHED.mcount.load(Ordering::Relaxed).max(0),
+        SCHED.nmspinning.load(Ordering::Relaxed),
+        SCHED.nmidle.load(Ordering::Relaxed),
+        SCHED.runqsize.load(Ordering::Relaxed),
+    );
+    let unstarted = crate::sched::spawn::queued();
+    if unstarted > 0 {
+        let _ = write!(out, " unstarted={unstarted}");
+    }
+    if !detailed {
+        out.push_str(" [");
+        for i in 0..procs {
+            if i > 0 {
+                out.push(' ');
+            }
+            let n = SCHED.p(i).map_or(0, |p| p.runq.len());
+            let _ = write!(out, "{n}");
+        }
+        out.push_str("]\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        " nmidlelocked={}",
+        SCHED.nmidlelocked.load(Ordering::Relaxed)
+    );
+    for p in (0..MAX_PROCS).map_while(|i| SCHED.p(i)) {
+        let timers = p
+            .timers
+            .try_len()
+            .map_or_else(|| "?".to_string(), |n| n.to_string());
+        let _ = writeln!(
+            out,
+            "  P{}: status={} schedtick={} syscalltick={} m={} runqsize={} timerslen={}",
+            p.id,
+            p.status.load(Ordering::Relaxed),
+            p.schedtick.load(Ordering::Relaxed),
+            p.syscalltick.load(Ordering::Relaxed),
+            m_id(p.m.load(Ordering::Relaxed)),
+            p.runq.len(),
+            timers,
+        );
+    }
+    match SCHED.allm.try_lock() {
+        Ok(ms) => {
+            for m in ms.iter().rev().filter(|m| !m.dead.load(Ordering::Relaxed)) {
+                let p = m.p.load(Ordering::Relaxed).cast_const();
+                // SAFETY: Ps are never freed.
+                let pid = unsafe { p.as_ref() }.map_or(-1, |p| i64::from(p.id));
+                let _ = writeln!(
+                    out,
+                    "  M{}: p={} curg={} spinning={} blocked={} lockedg={}",
+                    m.id,
+                    pid,
+                    g_id(m.curg.load(Ordering::Relaxed)),
+                    m.spinning.load(Ordering::Relaxed),
+                    m.blocked.load(Ordering::Relaxed),
+                    g_id(m.lockedg.load(Ordering::Relaxed)),
+                );
+            }
+        }
+        Err(_) => out.push_str("  (Ms not listed: allm is locked)\n"),
+    }
+    match SCHED.allgs.try_lock() {
+        Ok(gs) => {
+            for g in gs.iter() {
+                let st = g.status();
+                let why = if st == G_DEAD {
+                    ""
+                } else {
+                    g.waitreason().as_str()
+                };
+                let _ = writeln!(
+                    out,
+                    "  G{}: status={}({}) m={} lockedm={}",
+                    g.goid.load(Ordering::Relaxed),
+                    st,
+                    why,
+                    m_id(g.m.load(Ordering::Relaxed)),
+                    m_id(g.lockedm.load(Ordering::Relaxed)),
+                );
+            }
+        }
+        Err(_) => out.push_str("  (goroutines not listed: allgs is locked)\n"),
+    }
+    match crate::sched::spawn::unstarted() {
+        Some(recs) => {
+            for s in recs {
+                let _ = writeln!(out, "  G{}: status=1() m=-1 lockedm=-1", s.goid());
+            }
+        }
+        None => out.push_str("  (unstarted goroutines not listed: their list is locked)\n"),
+    }
+    out
+}
+
+/// Sysmon's part: prints a trace when `GORT_DEBUG=schedtrace=MS` is on and MS have passed
+/// since the last one (`now`: sysmon's clock, ns; sysmon sleeps at most MS between
+/// rounds while tracing).
+pub(crate) fn sysmon_tick(now: i64) {
+    static LAST: AtomicI64 = AtomicI64::new(i64::MIN);
+    let d = &crate::config::settings().debug;
+    if d.schedtrace_ms == 0 {
+        return;
+    }
+    let period = d.schedtrace_ms as i64 * 1_000_000;
+    let last = LAST.load(Ordering::Relaxed);
+    if last == i64::MIN || now - last >= period {
+        LAST.store(now, Ordering::Relaxed);
+        let text = schedtrace(d.scheddetail);
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+    }
+}
+
+/// At a fatal error or panic with `schedtrace` or `scheddetail` on: the detailed trace
+/// (Go's `startpanic_m`), first thing.
+pub(crate) fn on_fatal() -> Option<String> {
+    let d = &crate::config::settings().debug;
+    (d.schedtrace_ms > 0 || d.scheddetail).then(|| schedtrace(true))
+}
