@@ -133,3 +133,95 @@ fn concurrent_runs_from_many_threads() {
         h.join().unwrap();
     }
 }
+
+/// Join handles under churn (spawn records, `sched/spawn.rs`): goroutines spawned in
+/// bursts (so many wait unstarted), their handles dropped at once, dropped later, joined
+/// by the spawner, by another goroutine or by a plain thread, while another thread
+/// changes GOMAXPROCS and some goroutines yield or lock their thread. Every joined
+/// result arrives exactly once with the right value, and every goroutine runs.
+#[test]
+fn join_handles_under_churn() {
+    init(2);
+    let rounds = 40 * stress_factor();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let resizer = std::thread::spawn(move || {
+        let mut i = 0usize;
+        while !s.load(Ordering::Relaxed) {
+            gort::gomaxprocs(1 + i % 3);
+            i += 1;
+            std::thread::sleep(std::time::Duration::from_micros(300));
+        }
+        gort::gomaxprocs(2);
+    });
+    for round in 0..rounds {
+        let ran = Arc::new((0..3000).map(|_| AtomicU8::new(0)).collect::<Vec<_>>());
+        let r = ran.clone();
+        let (want, got) = gort::run(move || {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (round + 1));
+            let mut kept = Vec::new();
+            let mut late_drop = Vec::new();
+            let mut want = 0u64;
+            for i in 0..r.len() {
+                let r2 = r.clone();
+                let h = gort::go(move || {
+                    if i % 11 == 0 {
+                        gort::gosched();
+                    }
+                    if i % 401 == 0 {
+                        gort::lock_os_thread();
+                        gort::gosched();
+                        gort::unlock_os_thread();
+                    }
+                    r2[i].fetch_add(1, Ordering::Relaxed);
+                    (i as u64) * 3 + 1
+                });
+                match rng.next() % 4 {
+                    0 => drop(h),
+                    1 => late_drop.push(h),
+                    _ => {
+                        want += (i as u64) * 3 + 1;
+                        kept.push(h);
+                    }
+                }
+                if i % 500 == 499 {
+                    late_drop.clear(); // dropped while some are unstarted, some done
+                }
+            }
+            drop(late_drop);
+            // a third joined here, a third by another goroutine, a third by a thread
+            let third = kept.len() / 3;
+            let by_thread: Vec<_> = kept.drain(..third).collect();
+            let by_goroutine: Vec<_> = kept.drain(..third).collect();
+            let t = std::thread::spawn(move || {
+                by_thread
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .sum::<u64>()
+            });
+            let g = gort::go(move || {
+                by_goroutine
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .sum::<u64>()
+            });
+            let here: u64 = kept.into_iter().map(|h| h.join().unwrap()).sum();
+            let got = here + g.join().unwrap() + t.join().unwrap();
+            // the detached ones finish too
+            while gort::num_goroutine() > 1 {
+                gort::time::sleep(std::time::Duration::from_micros(200));
+            }
+            (want, got)
+        });
+        assert_eq!(got, want, "round {round}: joined results");
+        for (i, n) in ran.iter().enumerate() {
+            assert_eq!(
+                n.load(Ordering::Relaxed),
+                1,
+                "round {round}: goroutine {i} ran"
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    resizer.join().unwrap();
+}
