@@ -88,7 +88,9 @@ pub fn guard_mode() -> GuardMode {
 pub(crate) fn late_binding_ok() -> bool {
     /// 0 = not looked yet, 1 = the limits allow it, 2 = they do not.
     static LIMITS: AtomicU8 = AtomicU8::new(0);
-    if guard_mode() == GuardMode::Mprotect {
+    if GUARD_MODE.load(Ordering::Relaxed) != 1 {
+        // mprotect guards, or not known yet (no stack allocated so far: the first spawn
+        // allocates one and finds out)
         return false;
     }
     match LIMITS.load(Ordering::Relaxed) {
