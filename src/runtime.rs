@@ -140,7 +140,10 @@ where
     } else {
         SCHED.nrun_waiting.fetch_add(1, Ordering::SeqCst);
     }
+    // for traces: this M sleeps until its main goroutine is done
+    m.blocked.store(true, Ordering::Relaxed);
     let r = handle.join();
+    m.blocked.store(false, Ordering::Relaxed);
     // the main G was kept for us (goexit0): nobody refers to it any more
     m.run_main.store(std::ptr::null_mut(), Ordering::Relaxed);
     crate::sched::proc::free_g(g);

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 /// Checks one summary line against Go's format:
 /// `SCHED <ms>ms: gomaxprocs=2 idleprocs=N threads=N spinningthreads=N idlethreads=N
-/// runqueue=N [unstarted=N] [N N]`; returns its milliseconds.
+/// runqueue=N [N N]` (detailed: `nmidlelocked=N sysmonwait=N` for the list), then gort's
+/// `unstarted=N` / `reliefprocs=N` if any; returns its milliseconds.
 fn parse_summary(line: &str, detailed: bool) -> u64 {
     let rest = line
         .strip_prefix("SCHED ")
@@ -38,13 +39,15 @@ fn parse_summary(line: &str, detailed: bool) -> u64 {
             assert_eq!(v, 2, "{line:?}");
         }
     }
-    let mut rest: Vec<&str> = words.collect();
-    if rest.first().is_some_and(|w| w.starts_with("unstarted=")) {
-        rest.remove(0);
-    }
+    // gort's own fields come last, after Go's
+    let rest: Vec<&str> = words
+        .filter(|w| !w.starts_with("unstarted=") && !w.starts_with("reliefprocs="))
+        .collect();
     if detailed {
         assert!(
-            rest.len() == 1 && rest[0].starts_with("nmidlelocked="),
+            rest.len() == 2
+                && rest[0].starts_with("nmidlelocked=")
+                && rest[1].starts_with("sysmonwait="),
             "{line:?}"
         );
     } else {

@@ -156,7 +156,11 @@ fn join_handles_under_churn() {
     });
     for round in 0..rounds {
         let ran = Arc::new((0..3000).map(|_| AtomicU8::new(0)).collect::<Vec<_>>());
+        // this round's goroutines that finished (the process-wide count would include
+        // other tests' goroutines, and is summed from counters read one after another)
+        let done = Arc::new(AtomicUsize::new(0));
         let r = ran.clone();
+        let d = done.clone();
         let (want, got) = gort::run(move || {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (round + 1));
             let mut kept = Vec::new();
@@ -164,6 +168,7 @@ fn join_handles_under_churn() {
             let mut want = 0u64;
             for i in 0..r.len() {
                 let r2 = r.clone();
+                let d2 = d.clone();
                 let h = gort::go(move || {
                     if i % 11 == 0 {
                         gort::gosched();
@@ -174,6 +179,7 @@ fn join_handles_under_churn() {
                         gort::unlock_os_thread();
                     }
                     r2[i].fetch_add(1, Ordering::Relaxed);
+                    d2.fetch_add(1, Ordering::Release);
                     (i as u64) * 3 + 1
                 });
                 match rng.next() % 4 {
@@ -208,7 +214,7 @@ fn join_handles_under_churn() {
             let here: u64 = kept.into_iter().map(|h| h.join().unwrap()).sum();
             let got = here + g.join().unwrap() + t.join().unwrap();
             // the detached ones finish too
-            while gort::num_goroutine() > 1 {
+            while d.load(Ordering::Acquire) < r.len() {
                 gort::time::sleep(std::time::Duration::from_micros(200));
             }
             (want, got)

@@ -7,13 +7,15 @@
 //! ```
 //!
 //! The fields are Go's: milliseconds since the first trace, GOMAXPROCS, idle Ps, threads
-//! (Ms), spinning Ms, idle Ms, the global run queue's length, and each P's local queue
-//! (`runnext` not counted). gort adds `reliefprocs=N` after `gomaxprocs` while sysmon lends
-//! relief Ps to hogs (their queues are listed too), and `unstarted=N` (goroutines queued
-//! as spawn records, not started yet) when there are any.
+//! (Ms and sysmon, as Go's `mcount`), spinning Ms, idle Ms, the global run queue's length,
+//! and each P's local queue (`runnext` not counted). gort appends, at the end of the line
+//! so that Go's fields keep their places, `unstarted=N` (goroutines queued as spawn
+//! records, not started yet) and `reliefprocs=N` (Ps sysmon lends to hogs; their queues
+//! are in the list too) when they are not zero.
 //!
-//! With `scheddetail=1` the bracket list gives way to `nmidlelocked=N` and one line per P,
-//! per M (newest first) and per goroutine, as Go prints them, with the fields gort has:
+//! With `scheddetail=1` the bracket list gives way to `nmidlelocked=N sysmonwait=0|1` and
+//! one line per P, per M (newest first) and per goroutine, as Go prints them, with the
+//! fields gort has:
 //!
 //! ```text
 //!   P0: status=1 schedtick=50 syscalltick=0 m=0 runqsize=1 timerslen=1
@@ -24,13 +26,13 @@
 //! Statuses are numeric as in Go (P: 0 idle, 1 running, 2 syscall, 4 dead; G: 1
 //! runnable, 2 running, 3 syscall, 4 waiting, 6 dead), `-1` means none, and the wait reason
 //! in parentheses is the last one set (Go does not clear it either). Everything is read
-//! without taking the scheduler's lock, so a line is a snapshot of moving parts; lists
-//! that are locked at that instant are left out with a note (a fatal error may come from
-//! a thread that holds one).
+//! without taking the scheduler's lock, so a line is a snapshot of moving parts. At a
+//! fatal error the lists (Ms, goroutines, timers) are read only if their locks are free
+//! (the dying thread may hold one), with a note otherwise.
 
 use crate::sched::g::{G, G_DEAD};
 use crate::sched::m::M;
-use crate::sched::schedt::{MAX_PROCS, SCHED};
+use crate::sched::schedt::SCHED;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
@@ -48,29 +50,43 @@ fn g_id(g: *const G) -> i64 {
     unsafe { g.as_ref() }.map_or(-1, |g| g.goid.load(Ordering::Relaxed) as i64)
 }
 
-/// One trace, as Go's `schedtrace(detailed)` prints it.
-pub(crate) fn schedtrace(detailed: bool) -> String {
+/// Locks `m`, or with `fatal` only tries to (a dying thread may hold it).
+fn lock_for<T>(m: &std::sync::Mutex<T>, fatal: bool) -> Option<std::sync::MutexGuard<'_, T>> {
+    if fatal {
+        match m.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    } else {
+        Some(m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// One trace, as Go's `schedtrace(detailed)` prints it (`fatal`: from a dying thread).
+pub(crate) fn schedtrace(detailed: bool, fatal: bool) -> String {
     let start = *START.get_or_init(Instant::now);
     let ms = start.elapsed().as_millis();
     let procs = SCHED.procs();
     let user = SCHED.user_procs();
     let mut out = String::new();
-    let _ = write!(out, "SCHED {ms}ms: gomaxprocs={user}");
-    if procs > user {
-        let _ = write!(out, " reliefprocs={}", procs - user);
-    }
     let _ = write!(
         out,
-        " idleprocs={} threads={} spinningthreads={} idlethreads={} runqueue={}",
+        "SCHED {ms}ms: gomaxprocs={user} idleprocs={} threads={} spinningthreads={} \
+         idlethreads={} runqueue={}",
         SCHED.npidle.load(Ordering::Relaxed),
-        SCHED.mcount.load(Ordering::Relaxed).max(0),
+        SCHED.mcount.load(Ordering::Relaxed).max(0) + SCHED.nsys.load(Ordering::Relaxed).max(0),
         SCHED.nmspinning.load(Ordering::Relaxed),
         SCHED.nmidle.load(Ordering::Relaxed),
         SCHED.runqsize.load(Ordering::Relaxed),
     );
+    let mut extra = String::new();
     let unstarted = crate::sched::spawn::queued();
     if unstarted > 0 {
-        let _ = write!(out, " unstarted={unstarted}");
+        let _ = write!(extra, " unstarted={unstarted}");
+    }
+    if procs > user {
+        let _ = write!(extra, " reliefprocs={}", procs - user);
     }
     if !detailed {
         out.push_str(" [");
@@ -81,19 +97,25 @@ pub(crate) fn schedtrace(detailed: bool) -> String {
             let n = SCHED.p(i).map_or(0, |p| p.runq.len());
             let _ = write!(out, "{n}");
         }
-        out.push_str("]\n");
+        out.push(']');
+        out.push_str(&extra);
+        out.push('\n');
         return out;
     }
     let _ = writeln!(
         out,
-        " nmidlelocked={}",
-        SCHED.nmidlelocked.load(Ordering::Relaxed)
+        " nmidlelocked={} sysmonwait={}{extra}",
+        SCHED.nmidlelocked.load(Ordering::Relaxed),
+        u8::from(crate::sched::sysmon::waiting()),
     );
-    for p in (0..MAX_PROCS).map_while(|i| SCHED.p(i)) {
-        let timers = p
-            .timers
-            .try_len()
-            .map_or_else(|| "?".to_string(), |n| n.to_string());
+    for p in (0..procs).filter_map(|i| SCHED.p(i)) {
+        let timers = if fatal {
+            p.timers
+                .try_len()
+                .map_or_else(|| "?".to_string(), |n| n.to_string())
+        } else {
+            p.timers.len().to_string()
+        };
         let _ = writeln!(
             out,
             "  P{}: status={} schedtick={} syscalltick={} m={} runqsize={} timerslen={}",
@@ -106,8 +128,10 @@ pub(crate) fn schedtrace(detailed: bool) -> String {
             timers,
         );
     }
-    match SCHED.allm.try_lock() {
-        Ok(ms) => {
+    // copies of the lists, formatted after their locks are released
+    let ms: Option<Vec<&'static M>> = lock_for(&SCHED.allm, fatal).map(|l| l.clone());
+    match ms {
+        Some(ms) => {
             for m in ms.iter().rev().filter(|m| !m.dead.load(Ordering::Relaxed)) {
                 let p = m.p.load(Ordering::Relaxed).cast_const();
                 // SAFETY: Ps are never freed.
@@ -124,10 +148,11 @@ pub(crate) fn schedtrace(detailed: bool) -> String {
                 );
             }
         }
-        Err(_) => out.push_str("  (Ms not listed: allm is locked)\n"),
+        None => out.push_str("  (Ms not listed: allm is locked)\n"),
     }
-    match SCHED.allgs.try_lock() {
-        Ok(gs) => {
+    let gs: Option<Vec<&'static G>> = lock_for(&SCHED.allgs, fatal).map(|l| l.clone());
+    match gs {
+        Some(gs) => {
             for g in gs.iter() {
                 let st = g.status();
                 let why = if st == G_DEAD {
@@ -146,7 +171,7 @@ pub(crate) fn schedtrace(detailed: bool) -> String {
                 );
             }
         }
-        Err(_) => out.push_str("  (goroutines not listed: allgs is locked)\n"),
+        None => out.push_str("  (goroutines not listed: allgs is locked)\n"),
     }
     match crate::sched::spawn::unstarted() {
         Some(recs) => {
@@ -168,11 +193,13 @@ pub(crate) fn sysmon_tick(now: i64) {
     if d.schedtrace_ms == 0 {
         return;
     }
-    let period = d.schedtrace_ms as i64 * 1_000_000;
+    let period = i64::try_from(d.schedtrace_ms)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1_000_000);
     let last = LAST.load(Ordering::Relaxed);
     if last == i64::MIN || now - last >= period {
         LAST.store(now, Ordering::Relaxed);
-        let text = schedtrace(d.scheddetail);
+        let text = schedtrace(d.scheddetail, false);
         let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
     }
 }
@@ -181,5 +208,5 @@ pub(crate) fn sysmon_tick(now: i64) {
 /// (Go's `startpanic_m`), first thing.
 pub(crate) fn on_fatal() -> Option<String> {
     let d = &crate::config::settings().debug;
-    (d.schedtrace_ms > 0 || d.scheddetail).then(|| schedtrace(true))
+    (d.schedtrace_ms > 0 || d.scheddetail).then(|| schedtrace(true, true))
 }

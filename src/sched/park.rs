@@ -320,8 +320,12 @@ pub(crate) fn put_runnable(
                     p.defer_seq.load(Ordering::Relaxed).wrapping_add(1),
                     Ordering::Relaxed,
                 );
-                // after the SeqCst runnext swap: end a long sysmon sleep (its protocol)
-                super::sysmon::nudge();
+                // after the SeqCst runnext swap: end a long sysmon sleep (its protocol);
+                // not from g0, which schedules the goroutine next anyway (timers, unlock
+                // functions: nothing is deferred there)
+                if me.is_some() {
+                    super::sysmon::nudge();
+                }
             }
             spilled
         }

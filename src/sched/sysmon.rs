@@ -2,7 +2,8 @@
 //!
 //! A dedicated thread with no P. It sleeps 20 µs between rounds, doubling the sleep after
 //! 50 rounds in which it had nothing to do, up to 10 ms; when every P is idle and no
-//! timer is pending it sleeps until `wake` is called (a P being acquired). Each round it:
+//! timer is pending it sleeps until `wake` is called (a P being acquired), unless
+//! `GORT_DEBUG=schedtrace` is on (step 6). Each round it:
 //!
 //! 1. runs timers that are overdue by more than a round while no M waits for timers, so
 //!    a goroutine computing on a P does not hold up that P's timers (Go weakness #38860);
@@ -25,6 +26,7 @@
 //!    When the hog gives way (its P's schedtick moves, or the P leaves `_Prunning`) the
 //!    relief is withdrawn and the highest P retires at its next scheduling round.
 //!    `GORT_DEBUG=hogreport=1` prints both events with the goroutine's creation site.
+//! 6. prints the scheduler trace every `GORT_DEBUG=schedtrace=MS` (`debug::schedtrace`).
 
 use super::schedt::SCHED;
 use crate::config::settings;
@@ -68,6 +70,11 @@ pub(crate) fn start() {
     SCHED.nsys.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Whether sysmon is in its deep sleep (Go: `sched.sysmonwait`; for traces).
+pub(crate) fn waiting() -> bool {
+    SLEEPING.load(Ordering::Relaxed)
+}
+
 /// Wakes sysmon from its deep sleep (called when a P is acquired).
 pub(crate) fn wake() {
     if SLEEPING.load(Ordering::SeqCst) {
@@ -79,9 +86,10 @@ pub(crate) fn wake() {
 /// Called by a goroutine that deferred a wake-up (after its SeqCst `runnext` swap): if
 /// sysmon is in a long sleep, cut it short, so that sysmon looks at that `runnext` within
 /// `DEFER_LOOK` (twice: it wakes an idle P for a goroutine still there at the second
-/// look). Dekker with sysmon's nap: it stores `NAPPING` then reads every `runnext`
-/// (SeqCst both); the readier swaps `runnext` then reads `NAPPING` (SeqCst both): either
-/// sysmon sees the goroutine and naps briefly, or the readier sees the nap and ends it.
+/// look). Dekker with sysmon's nap: it stores `NAPPING` (SeqCst), fences (SeqCst) and
+/// reads every `runnext`; the readier swaps `runnext` then reads `NAPPING` (SeqCst both):
+/// either sysmon sees the goroutine and naps briefly, or the readier sees the nap and
+/// ends it.
 /// (Were a nudge lost, the goroutine would wait for sysmon's next timed look, at most
 /// 10 ms: a delay, never a hang.)
 #[inline]
@@ -103,12 +111,16 @@ fn nudge_slow() {
 /// readier deferring a wake-up can end (`nudge`), or a short one if a goroutine waits in
 /// some `runnext` already.
 fn nap(delay: Duration, procs: usize) {
-    if delay <= DEFER_LOOK {
+    // (elsewhere than Linux the futex wait is a short sleep: sleep plainly there)
+    if delay <= DEFER_LOOK || cfg!(not(target_os = "linux")) {
         std::thread::sleep(delay);
         return;
     }
     let gen = PARK.load(Ordering::SeqCst);
     NAPPING.store(true, Ordering::SeqCst);
+    // the store above before the runnext reads below, also where a SeqCst store and a
+    // later plain load may pass each other (aarch64: stlr, ldr)
+    std::sync::atomic::fence(Ordering::SeqCst);
     let waiting = (0..procs).any(|i| SCHED.p(i).is_some_and(|p| p.runq.has_runnext()));
     if waiting {
         NAPPING.store(false, Ordering::SeqCst);
