@@ -199,6 +199,7 @@ where
         stack_size,
         isolate,
         main: false,
+        creator: std::any::type_name::<F>,
     };
     let (s, id, _) = newproc(move || run_body(f), opts, gopc)?;
     Ok(JoinHandle::from_parts(s, id))

@@ -102,6 +102,7 @@ where
         stack_size: settings().stack_size,
         isolate: false,
         main: true,
+        creator: crate::sched::proc::no_creator,
     };
     let body: Box<dyn FnOnce() + Send + '_> = Box::new(move || crate::api::run_body(f));
     // SAFETY: only the lifetime is erased. `run` does not return before the main

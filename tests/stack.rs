@@ -196,8 +196,12 @@ fn dumps_list_unstarted_goroutines() {
             .unwrap_or_else(|| panic!("no {header:?} in the dump:\n{dump}"));
         let entry = &dump[at..];
         assert!(entry.contains("(not started yet)"), "dump:\n{dump}");
+        // Go's two lines: the spawning function, then the site
         assert!(
-            entry.contains(&format!("created by {}:{line}", file!())),
+            entry.contains(&format!(
+                "created by stack::dumps_list_unstarted_goroutines::{{{{closure}}}}\n\t{}:{line}",
+                file!()
+            )),
             "dump:\n{dump}"
         );
         assert!(!h.is_finished());

@@ -166,7 +166,7 @@ pub(crate) fn fatal_panic(gp: &'static G, r: &FatalReport) -> ! {
         out.push_str(&go_frames(&bt.to_string(), show_runtime_frames()));
     }
     if !gp.is_main.get() {
-        let _ = writeln!(out, "created by {}", gp.gopc());
+        write_created(&mut out, gp.creator(), gp.gopc());
     }
     if matches!(
         settings().traceback,
@@ -228,7 +228,7 @@ fn dump_goroutines(out: &mut String, skip: Option<&G>, walk: bool) {
                 }
                 out.push_str("]:\n\t(not started yet)\n");
                 if let Some(loc) = s.gopc() {
-                    let _ = writeln!(out, "created by {loc}");
+                    write_created(out, s.creator(), loc);
                 }
             }
         }
@@ -377,7 +377,31 @@ fn write_header(out: &mut String, g: &G) {
 
 fn write_created_by(out: &mut String, g: &G) {
     if g.goid.load(Ordering::Relaxed) != 1 {
-        let _ = writeln!(out, "created by {}", g.gopc());
+        write_created(out, g.creator(), g.gopc());
+    }
+}
+
+/// The function that spawned a goroutine, when known: a goroutine running a closure has
+/// it in the closure's type name (`mycrate::serve::{{closure}}`: spawned in
+/// `mycrate::serve`); a named function tells nothing about its spawner.
+pub(crate) fn creator_name(creator: crate::sched::proc::Creator) -> Option<&'static str> {
+    creator().strip_suffix("::{{closure}}")
+}
+
+/// Go's `created by` lines: the spawning function and, indented, the site (or the site
+/// alone when the function is not known).
+fn write_created(
+    out: &mut String,
+    creator: crate::sched::proc::Creator,
+    loc: &std::panic::Location<'_>,
+) {
+    match creator_name(creator) {
+        Some(f) => {
+            let _ = writeln!(out, "created by {f}\n\t{loc}");
+        }
+        None => {
+            let _ = writeln!(out, "created by {loc}");
+        }
     }
 }
 

@@ -109,6 +109,11 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
             write_raw(b" [running]:\n\t(stack overflowed; raise it with Builder::stack_size or Config::stack_size)\n");
             let loc = g.gopc();
             write_raw(b"created by ");
+            if let Some(f) = crate::debug::creator_name(g.creator()) {
+                // a static string: no allocation, safe here
+                write_raw(f.as_bytes());
+                write_raw(b"\n\t");
+            }
             write_raw(loc.file().as_bytes());
             write_raw(b":");
             write_raw(fmt_u64(loc.line() as u64, &mut buf));

@@ -223,6 +223,8 @@ pub(crate) struct G {
     /// Creation site (Go: `gopc`). Written at binding, before publication; read by
     /// dumps of Gs they do not own, hence atomic.
     gopc: AtomicPtr<Location<'static>>,
+    /// `SpawnOpts::creator` as a pointer. Written at binding; read by dumps.
+    creator: AtomicPtr<()>,
     /// Whether a panic ends only this G (`Builder::isolate_panics`). Written at binding.
     isolate: Cell<bool>,
     /// Whether this is the main goroutine of a `run` call. Written at binding.
@@ -267,6 +269,7 @@ impl G {
             sp_hint: AtomicUsize::new(0),
             waitreason: AtomicU8::new(0),
             gopc: AtomicPtr::new(Location::caller() as *const Location<'static> as *mut _),
+            creator: AtomicPtr::new(super::proc::no_creator as *mut ()),
             name: std::sync::Mutex::new(None),
             has_name: AtomicBool::new(false),
             isolate: Cell::new(false),
@@ -335,6 +338,11 @@ impl G {
         unsafe { &*self.gopc.load(Ordering::Relaxed) }
     }
 
+    /// The type name of the goroutine's function (`SpawnOpts::creator`).
+    pub(crate) fn creator(&self) -> super::proc::Creator {
+        super::spawn::creator_from(self.creator.load(Ordering::Relaxed))
+    }
+
     /// Name given at spawn, if any (copied: the G may be reused meanwhile).
     pub(crate) fn name(&self) -> Option<String> {
         if !self.has_name.load(Ordering::Acquire) {
@@ -362,6 +370,7 @@ impl G {
         name: Option<Box<str>>,
         isolate: bool,
         main: bool,
+        creator: super::proc::Creator,
         spawn: Option<&'static super::spawn::Spawn>,
     ) {
         debug_assert_eq!(self.status(), G_DEAD);
@@ -374,6 +383,7 @@ impl G {
             gopc as *const Location<'static> as *mut _,
             Ordering::Relaxed,
         );
+        self.creator.store(creator as *mut (), Ordering::Relaxed);
         self.isolate.set(isolate);
         self.is_main.set(main);
         self.last_m.store(std::ptr::null_mut(), Ordering::Relaxed);

@@ -30,6 +30,17 @@ pub(crate) struct SpawnOpts {
     pub(crate) isolate: bool,
     /// The main goroutine of a `run` call.
     pub(crate) main: bool,
+    /// The type name of the user's function (`std::any::type_name::<F>`): for a closure,
+    /// it names the function that spawned the goroutine (`debug::creator_name`).
+    pub(crate) creator: Creator,
+}
+
+/// See [`SpawnOpts::creator`].
+pub(crate) type Creator = fn() -> &'static str;
+
+/// The creator of a goroutine that has none to show (a `run` call's main goroutine).
+pub(crate) fn no_creator() -> &'static str {
+    ""
 }
 
 /// Creates a goroutine running `f` and makes it runnable (Go: `newproc` + `newproc1`).

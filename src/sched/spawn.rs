@@ -59,7 +59,7 @@ pub(crate) const S_QUEUED: u8 = 1;
 pub(crate) const S_STARTED: u8 = 2;
 
 /// Bytes of closure a record holds inline; larger closures are boxed.
-const INLINE: usize = 80;
+const INLINE: usize = 64;
 
 /// Records per chunk.
 const CHUNK: usize = 64;
@@ -98,6 +98,8 @@ pub(crate) struct Spawn {
     goid: AtomicU64,
     /// Creation site; read by dumps.
     gopc: AtomicPtr<Location<'static>>,
+    /// `SpawnOpts::creator`, as a pointer (`proc::Creator`); read by dumps.
+    creator: AtomicPtr<()>,
     /// `Builder::name`, moved into the G at start; dumps `try_lock` it.
     name: std::sync::Mutex<Option<Box<str>>>,
     /// Moves the closure from `closure` onto a G's stack (`G::set_entry`), monomorphised
@@ -128,6 +130,7 @@ impl Spawn {
             stack_size: Cell::new(0),
             goid: AtomicU64::new(0),
             gopc: AtomicPtr::new(ptr::null_mut()),
+            creator: AtomicPtr::new(super::proc::no_creator as *mut ()),
             name: std::sync::Mutex::new(None),
             start: Cell::new(None),
             closure: UnsafeCell::new(Inline([MaybeUninit::uninit(); INLINE])),
@@ -148,6 +151,11 @@ impl Spawn {
     pub(crate) fn gopc(&self) -> Option<&'static Location<'static>> {
         // SAFETY: only ever set from `&'static Location`s (or null).
         unsafe { self.gopc.load(Ordering::Relaxed).as_ref() }
+    }
+
+    /// `SpawnOpts::creator`.
+    pub(crate) fn creator(&self) -> super::proc::Creator {
+        creator_from(self.creator.load(Ordering::Relaxed))
     }
 
     /// Name given at spawn, if any and still here (copied; for dumps).
@@ -192,12 +200,22 @@ impl Spawn {
             self.has_name.store(opts.name.is_some(), Ordering::Release);
             *self.name.lock().unwrap_or_else(|e| e.into_inner()) = opts.name;
         }
+        self.creator
+            .store(opts.creator as *mut (), Ordering::Relaxed);
         self.isolate.set(opts.isolate);
         self.main.set(opts.main);
         self.stack_size.set(opts.stack_size);
         self.join.reset();
         self.state.store(S_QUEUED, Ordering::Release);
     }
+}
+
+/// A `proc::Creator` back from the pointer it was stored as.
+pub(crate) fn creator_from(p: *mut ()) -> super::proc::Creator {
+    // SAFETY: the only values stored are `proc::Creator` function pointers cast to
+    // `*mut ()` (fn pointers and data pointers have the same size on every target gort
+    // builds for).
+    unsafe { std::mem::transmute::<*mut (), super::proc::Creator>(p) }
 }
 
 /// Moves the `F` out of a record onto a G's stack.
@@ -334,6 +352,7 @@ unsafe fn adopt(p: Option<&'static P>, g: &'static G, s: &'static Spawn) {
             name,
             s.isolate.get(),
             s.main.get(),
+            s.creator(),
             keep.then_some(s),
         )
     };
