@@ -174,6 +174,21 @@ unsafe extern "C" fn gentry<F: FnOnce()>(data: usize, handoff: usize) -> usize {
     m.g0_sp.get()
 }
 
+/// What a goroutine is, as opposed to what it is doing: given to its G when it starts
+/// (`G::prepare`, from its spawn record).
+pub(crate) struct Identity {
+    pub(crate) goid: u64,
+    /// Creation site (Go: `gopc`).
+    pub(crate) gopc: &'static Location<'static>,
+    pub(crate) name: Option<Box<str>>,
+    /// `Builder::isolate_panics`.
+    pub(crate) isolate: bool,
+    /// The main goroutine of a `run` call.
+    pub(crate) main: bool,
+    /// `SpawnOpts::creator`.
+    pub(crate) creator: super::proc::Creator,
+}
+
 /// A goroutine.
 ///
 /// `repr(C)` with the fields a switch touches first, so that running a G touches one
@@ -363,16 +378,15 @@ impl G {
     /// # Safety
     /// The caller must own `self` exclusively: a `_Gdead` G taken from a free list or
     /// just allocated, not yet published.
-    pub(crate) unsafe fn prepare(
-        &self,
-        goid: u64,
-        gopc: &'static Location<'static>,
-        name: Option<Box<str>>,
-        isolate: bool,
-        main: bool,
-        creator: super::proc::Creator,
-        spawn: Option<&'static super::spawn::Spawn>,
-    ) {
+    pub(crate) unsafe fn prepare(&self, id: Identity, spawn: Option<&'static super::spawn::Spawn>) {
+        let Identity {
+            goid,
+            gopc,
+            name,
+            isolate,
+            main,
+            creator,
+        } = id;
         debug_assert_eq!(self.status(), G_DEAD);
         if name.is_some() || self.has_name.load(Ordering::Relaxed) {
             self.has_name.store(name.is_some(), Ordering::Release);

@@ -347,12 +347,14 @@ unsafe fn adopt(p: Option<&'static P>, g: &'static G, s: &'static Spawn) {
     // SAFETY: the caller owns the dead G.
     unsafe {
         g.prepare(
-            s.goid(),
-            s.gopc().unwrap_or(Location::caller()),
-            name,
-            s.isolate.get(),
-            s.main.get(),
-            s.creator(),
+            super::g::Identity {
+                goid: s.goid(),
+                gopc: s.gopc().unwrap_or(Location::caller()),
+                name,
+                isolate: s.isolate.get(),
+                main: s.main.get(),
+                creator: s.creator(),
+            },
             keep.then_some(s),
         )
     };
