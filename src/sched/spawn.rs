@@ -32,7 +32,7 @@
 //! where the map count limits live stacks; an `RLIMIT_AS` limit; strict overcommit), so
 //! that failing to allocate a stack is an `Err` from `Builder::spawn` where it is likely.
 //! Elsewhere a stack fails only when the address space is exhausted; at first run that is
-//! a fatal error, as Go's out-of-memory is. Closures above 80 bytes (or aligned above 16)
+//! a fatal error, as Go's out-of-memory is. Closures above 64 bytes (or aligned above 16)
 //! are boxed: one allocation per spawn, where a G on its stack held up to 1 KiB inline.
 //!
 //! # Lifetime
