@@ -143,7 +143,8 @@ struct Head<T> {
     g: Option<&'static G>,
     elem: *mut Option<T>,
     waiter: *const Waiter,
-    case: usize,
+    /// The sudog's `case` (a `select!` has far fewer than 2^32 arms).
+    case: u32,
     is_select: bool,
 }
 
@@ -172,7 +173,7 @@ impl<T> Head<T> {
             g: sg.g,
             elem: sg.elem,
             waiter: sg.waiter,
-            case: sg.case,
+            case: sg.case as u32,
             is_select: sg.is_select,
         }
     }
@@ -290,7 +291,12 @@ impl<T> WaitQ<T> {
                 if h.is_select
                     && (*h.waiter)
                         .done
-                        .compare_exchange(0, h.case + 1, Ordering::AcqRel, Ordering::Acquire)
+                        .compare_exchange(
+                            0,
+                            h.case as usize + 1,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
                         .is_err()
                 {
                     continue; // another case of that select already won
