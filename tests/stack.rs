@@ -121,12 +121,10 @@ fn vm_rss() -> u64 {
 /// the global queue, and the memory grows by about a page per started goroutine only.
 #[test]
 fn unstarted_goroutines_cost_no_stack() {
-    if !is_child() {
-        let out = run_child(
-            "unstarted_goroutines_cost_no_stack",
-            &[("GORT_MAXPROCS", "1")],
-        );
-        common::assert_child_ok("unstarted_goroutines_cost_no_stack", &out);
+    if !common::in_child(
+        "unstarted_goroutines_cost_no_stack",
+        &[("GORT_MAXPROCS", "1")],
+    ) {
         return;
     }
     let n = 100_000u64;
@@ -177,9 +175,7 @@ fn unstarted_goroutines_cost_no_stack() {
 /// header with the name, and the creation site.
 #[test]
 fn dumps_list_unstarted_goroutines() {
-    if !is_child() {
-        let out = run_child("dumps_list_unstarted_goroutines", &[("GORT_MAXPROCS", "1")]);
-        common::assert_child_ok("dumps_list_unstarted_goroutines", &out);
+    if !common::in_child("dumps_list_unstarted_goroutines", &[("GORT_MAXPROCS", "1")]) {
         return;
     }
     gort::run(|| {

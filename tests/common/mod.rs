@@ -63,6 +63,19 @@ pub fn assert_child_ok(name: &str, out: &Output) {
     );
 }
 
+/// For a test that runs as a child process (`run_child`) with `env`: in the parent, runs
+/// the child, asserts that it succeeded, passes on what it printed to stderr, and returns
+/// false; in the child returns true (the test then does its work).
+pub fn in_child(name: &str, env: &[(&str, &str)]) -> bool {
+    if is_child() {
+        return true;
+    }
+    let out = run_child(name, env);
+    assert_child_ok(name, &out);
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    false
+}
+
 /// Whether this process is a child started by `run_child`.
 pub fn is_child() -> bool {
     std::env::var_os("GORT_TEST_CHILD").is_some()
