@@ -205,3 +205,48 @@ fn dumps_list_unstarted_goroutines() {
         assert!(!gort::stack(true).contains("\"lazy\""), "gone once joined");
     });
 }
+
+/// Under an address-space limit (`RLIMIT_AS`) a stack can fail for lack of room, so
+/// goroutines get their stacks at spawn, where `Builder::spawn` can report the failure:
+/// none waits unstarted, and a spawn beyond the limit is an `Err`, not a fatal error.
+#[cfg(target_os = "linux")]
+#[test]
+fn address_space_limit_makes_spawns_bind_at_once() {
+    if !common::in_child("address_space_limit_makes_spawns_bind_at_once", &[]) {
+        return;
+    }
+    // 8 GiB of address space: room for the runtime and some stacks, not for 1 GiB each
+    let lim = libc::rlimit {
+        rlim_cur: 8 << 30,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we pass.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+    gort::run(|| {
+        if gort::stats().stack_guard_mode == gort::GuardMode::Mprotect {
+            return; // binds at spawn anyway
+        }
+        let gate: &'static gort::sync::WaitGroup =
+            Box::leak(Box::new(gort::sync::WaitGroup::new()));
+        gate.add(1);
+        let hs: Vec<_> = (0..1000).map(|_| gort::go(move || gate.wait())).collect();
+        assert_eq!(
+            gort::stats().unstarted_goroutines,
+            0,
+            "spawns bind at once under RLIMIT_AS"
+        );
+        // a stack that cannot be had is the spawner's error
+        let big = (0..16)
+            .map(|_| {
+                gort::Builder::new()
+                    .stack_size(1 << 30)
+                    .spawn(move || gate.wait())
+            })
+            .find_map(|r| r.err());
+        assert!(big.is_some(), "sixteen 1 GiB stacks fit in 8 GiB?");
+        gate.done();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+}
