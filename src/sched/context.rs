@@ -182,7 +182,6 @@ const WALK_ROOM: usize = 12 * 1024;
 
 /// What [`call_on_suspended`] hands to [`walk_entry`].
 #[cfg(target_arch = "x86_64")]
-#[repr(C)]
 struct Walk<'a> {
     f: &'a mut dyn FnMut(),
     /// The caller's stack pointer to return to.
@@ -229,52 +228,42 @@ pub(crate) unsafe fn call_on_suspended(
         return Err("not suspended in a switch");
     }
     let after = resume_at + RESUME_CODE.len();
-    // The borrowed frame: [sp + 8] = where `call` below goes (the jump to `walk_entry`,
-    // with rsp = sp + 16), [sp + 16] = `after`, which `walk_entry` sees as its return
-    // address: so its caller is the suspended function, right after its switch, with the
-    // stack pointer it has there (sp + 24).
+    // The borrowed frame: [sp + 8] = where `resume`'s `call` goes (`walk_trampoline`,
+    // rdx = sp + 8), [sp + 16] = `after`, which `walk_entry` sees as its return address:
+    // so its caller is the suspended function, right after its switch, with the stack
+    // pointer it has there (sp + 24).
     // SAFETY: the three words are the suspended stack's own (contract); they are put back
     // below before anything can resume it.
     unsafe { ctx.write([resume_at, walk_trampoline as *const () as usize, after]) };
     let mut w = Walk { f, back: 0 };
-    // SAFETY: the caller's contract; the block saves and restores rbx/rbp itself (loading
-    // the suspended stack's values for the unwinder meanwhile) and declares every other
-    // register clobbered; `walk_entry` comes back with `ret` to the `call`.
-    unsafe {
-        core::arch::asm!(
-            "push rbp",
-            "push rbx",
-            "lea rax, [rsp - 8]",
-            "mov [rdi + {back}], rax",
-            "mov rbx, rsi",
-            "mov rbp, r8",
-            "call [rdx]",
-            "pop rbx",
-            "pop rbp",
-            back = const std::mem::offset_of!(Walk<'_>, back),
-            inlateout("rdx") sp + 8 => _,
-            inlateout("rsi") rbx => _,
-            inlateout("r8") rbp => _,
-            inlateout("rdi") &mut w as *mut Walk<'_> as usize => _,
-            lateout("r12") _,
-            lateout("r13") _,
-            lateout("r14") _,
-            lateout("r15") _,
-            clobber_abi("C"),
-        );
-    }
+    let wp: *mut Walk<'_> = &mut w;
+    // Below `sp`, in the stack's free part (WALK_ROOM checked above), what the trampoline
+    // loads before it moves onto the stack: the `Walk`, and the suspended rbp and rbx
+    // (the unwinder restores the suspended frames' registers from them).
+    // SAFETY: the 24 bytes below `sp` belong to the suspended stack's unused part.
+    unsafe { ((sp - 24) as *mut [usize; 3]).write([wp as usize, rbp, rbx]) };
+    // `resume` saves our context (its stack pointer after its `call`, into `w.back`) and
+    // calls the trampoline; `walk_entry` comes back with `mov rsp, back; ret`, as a
+    // goroutine's switch to g0 would.
+    // SAFETY: the borrowed frame is a resumable context for `walk_trampoline`, which
+    // nothing else resumes; only `walk_entry` comes back, through `w.back`.
+    unsafe { resume(std::ptr::addr_of_mut!((*wp).back), sp + 8) };
     // SAFETY: as above: the suspended stack gets its saved context back.
     unsafe { ctx.write(saved) };
     Ok(())
 }
 
-/// Where [`call_on_suspended`]'s `call` lands (rdx = the borrowed frame, rdi = the
-/// `Walk`): moves onto the suspended stack and jumps to [`walk_entry`], whose return
-/// address is then the suspended function's.
+/// Where [`call_on_suspended`]'s `resume` lands (rdx = the borrowed frame at `sp + 8`):
+/// loads the `Walk` and the suspended rbp and rbx from below `sp`, moves onto the
+/// suspended stack and jumps to [`walk_entry`], whose return address is then the
+/// suspended function's.
 #[cfg(target_arch = "x86_64")]
 #[unsafe(naked)]
 unsafe extern "C" fn walk_trampoline() {
     core::arch::naked_asm!(
+        "mov rdi, [rdx - 32]",
+        "mov rbp, [rdx - 24]",
+        "mov rbx, [rdx - 16]",
         "lea rsp, [rdx + 8]",
         "jmp {entry}",
         entry = sym walk_entry,
