@@ -80,18 +80,21 @@ fn workload() {
     });
 }
 
+/// Runs test `name` as a child doing `workload` with `GORT_DEBUG=debug` at GOMAXPROCS
+/// 2, checks that it succeeded, and returns what it printed to stderr.
+fn traced_workload(name: &str, debug: &str) -> String {
+    let out = run_child(name, &[("GORT_DEBUG", debug), ("GORT_MAXPROCS", "2")]);
+    common::assert_child_ok(name, &out);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Every 20 ms, one summary line in Go's format, with times that grow.
 #[test]
 fn schedtrace_prints_go_summary_lines() {
     if is_child() {
         return workload();
     }
-    let out = run_child(
-        "schedtrace_prints_go_summary_lines",
-        &[("GORT_DEBUG", "schedtrace=20"), ("GORT_MAXPROCS", "2")],
-    );
-    common::assert_child_ok("schedtrace_prints_go_summary_lines", &out);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = traced_workload("schedtrace_prints_go_summary_lines", "schedtrace=20");
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("SCHED ")).collect();
     assert!(
         lines.len() >= 4,
@@ -109,15 +112,10 @@ fn scheddetail_lists_ps_ms_and_goroutines() {
     if is_child() {
         return workload();
     }
-    let out = run_child(
+    let err = traced_workload(
         "scheddetail_lists_ps_ms_and_goroutines",
-        &[
-            ("GORT_DEBUG", "schedtrace=40,scheddetail=1"),
-            ("GORT_MAXPROCS", "2"),
-        ],
+        "schedtrace=40,scheddetail=1",
     );
-    common::assert_child_ok("scheddetail_lists_ps_ms_and_goroutines", &out);
-    let err = String::from_utf8_lossy(&out.stderr);
     let summaries: Vec<&str> = err.lines().filter(|l| l.starts_with("SCHED ")).collect();
     assert!(summaries.len() >= 2, "{err}");
     for s in &summaries {

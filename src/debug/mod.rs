@@ -259,16 +259,12 @@ fn parked_frames(g: &G) -> Result<String, &'static str> {
         )?
     };
     // symbolise here, on this thread's stack
-    let raw = bt.ok_or("no backtrace")?.to_string();
-    if !raw.lines().any(|l| {
-        l.trim_start()
-            .split_once(": ")
-            .is_some_and(|(_, sym)| is_walk_entry(sym))
-    }) {
+    let frames = parse_frames(&bt.ok_or("no backtrace")?.to_string());
+    if !frames.iter().any(|(s, _)| is_walk_entry(s)) {
         // no symbols (a stripped binary): nothing useful to show
         return Err("no symbols");
     }
-    let text = go_frames(&raw, show_runtime_frames());
+    let text = format_frames(&frames, show_runtime_frames());
     if text.is_empty() {
         return Err("no frames outside the runtime");
     }
@@ -303,8 +299,16 @@ fn is_runtime_frame(sym: &str) -> bool {
 /// last frame (the hook and the unwinder) are dropped, and runtime frames are hidden
 /// unless `show_runtime`.
 pub(crate) fn go_frames(bt: &str, show_runtime: bool) -> String {
-    // (symbol, location) pairs from lines "  N: symbol" and "      at file:line:col"
-    let mut frames: Vec<(String, Option<String>)> = Vec::new();
+    format_frames(&parse_frames(bt), show_runtime)
+}
+
+/// A backtrace's frames as (symbol, location) pairs.
+type Frames = Vec<(String, Option<String>)>;
+
+/// The (symbol, location) pairs of `std::backtrace::Backtrace`'s text, from its lines
+/// "  N: symbol" and "      at file:line:col".
+fn parse_frames(bt: &str) -> Frames {
+    let mut frames: Frames = Vec::new();
     for line in bt.lines() {
         let t = line.trim_start();
         if let Some(loc) = t.strip_prefix("at ") {
@@ -317,6 +321,11 @@ pub(crate) fn go_frames(bt: &str, show_runtime: bool) -> String {
             }
         }
     }
+    frames
+}
+
+/// `go_frames` for parsed frames.
+fn format_frames(frames: &Frames, show_runtime: bool) -> String {
     // A parked goroutine's frames start above the walker (`parked_frames`; the frames
     // below it, its own, may contain panic machinery, e.g. a panic hook that blocks);
     // other backtraces start after the last frame of the panic/backtrace machinery.

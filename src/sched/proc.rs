@@ -94,7 +94,7 @@ where
     let entry = match gp {
         Some(g) => {
             // SAFETY: gfget returned a dead G that we own; the record is ours, filled.
-            unsafe { spawn::start_on(p, g, s) };
+            unsafe { spawn::adopt(p, g, s) };
             Gp::from(g)
         }
         None => {

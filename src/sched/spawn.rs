@@ -313,21 +313,13 @@ fn no_stack(e: std::io::Error) -> ! {
     crate::throw!("newproc: cannot allocate a goroutine stack: {e}")
 }
 
-/// Binds record `s` to `g` at spawn (an eager start: module docs).
-///
-/// # Safety
-/// The caller owns both (a dead G from `gfget`, a record it filled).
-pub(crate) unsafe fn start_on(p: Option<&'static P>, g: &'static G, s: &'static Spawn) {
-    // SAFETY: per the contract.
-    unsafe { adopt(p, g, s) }
-}
-
 /// Moves what the record holds into the G and makes the G runnable; the record stays
-/// with the G if a handle exists, and is freed otherwise.
+/// with the G if a handle exists, and is freed otherwise. Used by [`start`], and by
+/// `newproc` for an eager start (module docs).
 ///
 /// # Safety
 /// The caller owns the dead G and the queued record.
-unsafe fn adopt(p: Option<&'static P>, g: &'static G, s: &'static Spawn) {
+pub(crate) unsafe fn adopt(p: Option<&'static P>, g: &'static G, s: &'static Spawn) {
     debug_assert_eq!(s.state.load(Ordering::Relaxed), S_QUEUED);
     let Some(take) = s.start.take() else {
         crate::throw!("newproc: spawn record without a function");
