@@ -317,12 +317,5 @@ pub fn num_goroutine() -> usize {
 /// assert!(gort::num_cpu() >= 1);
 /// ```
 pub fn num_cpu() -> usize {
-    static NCPU: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NCPU.load(std::sync::atomic::Ordering::Relaxed);
-    if n != 0 {
-        return n;
-    }
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    NCPU.store(n, std::sync::atomic::Ordering::Relaxed);
-    n
+    crate::os::num_cpu()
 }

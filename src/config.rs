@@ -1,10 +1,12 @@
 //! Runtime configuration: [`Config`] and the `GORT_*` environment variables
 //! (Go: runtime1.go `parsedebugvars`, `GOMAXPROCS`, `GOTRACEBACK`).
 
-use crate::sched::schedt::MAX_PROCS;
 use crate::stack;
 use std::fmt;
 use std::sync::OnceLock;
+
+/// Upper bound on GOMAXPROCS (Go 1.19's `_MaxGomaxprocs` = 1024).
+pub const MAX_PROCS: usize = 1024;
 
 /// How much a fatal error or unrecovered panic prints (`GORT_TRACEBACK`, Go's
 /// `GOTRACEBACK`).
@@ -251,7 +253,7 @@ impl Config {
 
     /// Explicit values, then environment, then defaults.
     fn resolve(self) -> Result<Settings, ConfigError> {
-        let ncpu = crate::num_cpu();
+        let ncpu = crate::os::num_cpu();
         let maxprocs = match self.maxprocs {
             Some(n) if n == 0 || n > MAX_PROCS => return Err(ConfigError::Maxprocs(n)),
             Some(n) => n,

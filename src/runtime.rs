@@ -1,44 +1,12 @@
-//! Start-up (Go: `schedinit`) and `run` (Go: `runtime.main`).
+//! `run` (Go: `runtime.main`); the start-up it needs is `sched::init`.
 
 use crate::api::JoinHandle;
 use crate::config::settings;
 use crate::sched::idle::{acquirep, new_run_m};
 use crate::sched::m::{getg, getm, setm, M};
-use crate::sched::p::P;
 use crate::sched::schedt::SCHED;
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
-use std::sync::Once;
-
-static INIT: Once = Once::new();
-
-/// Starts the runtime if it is not running (Go: `schedinit` + `procresize`): fixes the
-/// settings, creates the Ps (all idle; Ms start on demand), installs the fault handler
-/// and the panic hook.
-pub(crate) fn ensure_init() {
-    if SCHED.started.load(Ordering::Acquire) {
-        return;
-    }
-    INIT.call_once(|| {
-        let s = settings();
-        let mut l = SCHED.lock();
-        for i in 0..s.maxprocs {
-            let p: &'static P = Box::leak(Box::new(P::new(i as u32)));
-            SCHED.allp[i].store(p as *const P as *mut P, Ordering::Release);
-        }
-        // GOMAXPROCS first: pidleput retires Ps at or above it.
-        SCHED.gomaxprocs.store(s.maxprocs as u32, Ordering::Release);
-        // Idle list in reverse so that P0 is handed out first.
-        for i in (0..s.maxprocs).rev() {
-            l.pidleput(SCHED.p(i).expect("just created"));
-        }
-        drop(l);
-        crate::os::signal::install();
-        crate::debug::install_panic_hook();
-        crate::sched::sysmon::start();
-        SCHED.started.store(true, Ordering::Release);
-    });
-}
 
 thread_local! {
     /// The M this thread used for an earlier `run`, reused by later ones.
@@ -79,7 +47,7 @@ where
         return f();
     }
     let gopc = std::panic::Location::caller();
-    ensure_init();
+    crate::sched::init::ensure_init();
     let m = RUN_M.with(|c| match c.get() {
         Some(m) => m,
         None => {

@@ -96,7 +96,7 @@ pub fn stats() -> SchedStats {
         stack_reserved_bytes: stack::RESERVED_BYTES.load(Ordering::Relaxed),
         stacks_carved: stack::STACKS_CARVED.load(Ordering::Relaxed),
         stack_releases: c.stack_releases.load(Ordering::Relaxed),
-        timers: crate::time::timer_count(),
+        timers: crate::sched::timers::timer_count(),
         reclaimed_threads: c.reclaimed.load(Ordering::Relaxed),
     }
 }

@@ -83,7 +83,7 @@ fn timer_chan(
     d: std::time::Duration,
     period: Option<std::time::Duration>,
 ) -> Receiver<std::time::Instant> {
-    crate::runtime::ensure_init();
+    crate::sched::init::ensure_init();
     let (tx, rx) = bounded(1);
     let ns = |d: std::time::Duration| d.as_nanos().min(i64::MAX as u128 / 2) as i64;
     crate::time::add_timer(crate::time::heap::Entry {

@@ -7,26 +7,16 @@ use crate::sched::m::getg;
 use crate::sched::schedt::SCHED;
 use std::any::Any;
 use std::backtrace::Backtrace;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::Ordering;
 
 pub(crate) mod schedtrace;
 
-/// Reports an impossible runtime state and ends the process with status 2
-/// (Go: `throw`). Usage: `throw!("fn_name: what")`.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! throw {
-    ($($arg:tt)*) => { $crate::debug::throw_impl(format_args!($($arg)*)) };
-}
-
-/// Body of [`throw!`].
-#[doc(hidden)]
-#[cold]
-#[inline(never)]
-pub fn throw_impl(args: fmt::Arguments<'_>) -> ! {
-    fatal_exit(&format!("fatal error: {args}\n"), true)
+/// The fatal hook of `throw!` (registered by `sched::init`): after the throw's message,
+/// the scheduler trace and the goroutines, then exit with status 2 (Go: `fatalthrow`).
+pub(crate) fn on_throw() -> ! {
+    fatal_exit("", true)
 }
 
 /// Prints `text` and, if `dump`, every goroutine; then exits with status 2 (or aborts
@@ -93,6 +83,29 @@ pub(crate) fn fatal_os_thread(have: i64, e: &std::io::Error) -> ! {
         ),
         true,
     )
+}
+
+/// The goroutine lines of the stack-overflow report, called by the fault handler
+/// (`os::signal`) on its alternate stack: async-signal-safe writes only, no allocation.
+pub(crate) fn report_overflow() {
+    use crate::os::signal::{fmt_u64, write_raw};
+    let mut buf = [0u8; 20];
+    if let Some(g) = crate::sched::m::getm().and_then(|m| m.curg()) {
+        write_raw(b"goroutine ");
+        write_raw(fmt_u64(g.goid.load(Ordering::Relaxed), &mut buf));
+        write_raw(b" [running]:\n\t(stack overflowed; raise it with Builder::stack_size or Config::stack_size)\n");
+        let loc = g.gopc();
+        write_raw(b"created by ");
+        if let Some(f) = creator_name(g.creator()) {
+            // a static string: no allocation, safe here
+            write_raw(f.as_bytes());
+            write_raw(b"\n\t");
+        }
+        write_raw(loc.file().as_bytes());
+        write_raw(b":");
+        write_raw(fmt_u64(loc.line() as u64, &mut buf));
+        write_raw(b"\n");
+    }
 }
 
 /// An unrecovered panic, carried from the goroutine's stack to g0 for printing.

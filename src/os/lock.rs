@@ -60,7 +60,7 @@ impl RawLock {
             return;
         }
         #[cfg(not(loom))]
-        let spin = if crate::num_cpu() > 1 { ACTIVE_SPIN } else { 0 };
+        let spin = if super::num_cpu() > 1 { ACTIVE_SPIN } else { 0 };
         #[cfg(loom)]
         let spin = 1; // keep the model small: one round
                       // Takes the lock if it looks free, putting back `wait`.

@@ -4,7 +4,20 @@
 pub(crate) mod futex;
 pub(crate) mod lock;
 pub(crate) mod note;
-#[cfg(not(loom))]
 pub(crate) mod signal;
-#[cfg(not(loom))]
 pub(crate) mod thread;
+
+/// The number of CPUs this process may use (the affinity mask; cgroup quotas through
+/// `available_parallelism`), read once (Go: `getproccount`). The public face is
+/// `gort::num_cpu`.
+pub(crate) fn num_cpu() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NCPU: AtomicUsize = AtomicUsize::new(0);
+    let n = NCPU.load(Ordering::Relaxed); // a cache: every thread computes the same value
+    if n != 0 {
+        return n;
+    }
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    NCPU.store(n, Ordering::Relaxed);
+    n
+}

@@ -97,7 +97,7 @@ impl Note {
     /// cost tens of microseconds on a VM.
     #[cfg(not(loom))]
     pub(crate) fn sleep_spin(&self, spin: std::time::Duration) {
-        if crate::num_cpu() > 1 {
+        if super::num_cpu() > 1 {
             let t = std::time::Instant::now();
             'spin: loop {
                 for _ in 0..64 {

@@ -1,8 +1,9 @@
 //! The fault handler that turns a goroutine stack overflow into Go's
 //! `fatal error: stack overflow` (Go: signal_unix.go, stack.go's overflow check).
 //!
-//! A SIGSEGV/SIGBUS whose fault address lies in a goroutine stack's guard page prints
-//! the report with async-signal-safe writes and `_exit(2)`s. Any other fault is handed
+//! A SIGSEGV/SIGBUS whose fault address lies in a goroutine stack's guard page calls the
+//! overflow report the runtime passed to [`install`] (it names the goroutine, which this
+//! leaf module knows nothing of: `debug::report_overflow`), then `_exit(2)`s. Any other fault is handed
 //! back to the previous handler (Rust's std prints its thread stack-overflow message;
 //! otherwise the default action kills the process), by restoring it and returning so the
 //! faulting instruction runs again.
@@ -10,9 +11,8 @@
 //! The handler runs on an alternate signal stack (the overflowing stack has no room);
 //! `minit` gives every M one if its thread has none.
 
-use crate::sched::m::getm;
 use crate::stack;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
 /// Previous actions for SIGSEGV and SIGBUS, restored for faults that are not ours. Set
@@ -20,15 +20,22 @@ use std::sync::OnceLock;
 static PREV: OnceLock<[libc::sigaction; 2]> = OnceLock::new();
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
+/// What a guard-page fault calls after the first lines of the report, before `_exit(2)`:
+/// the goroutine's lines. It must use only async-signal-safe calls ([`write_raw`],
+/// [`fmt_u64`]). A `fn()` cast to a pointer; set once by `install` before the handler is.
+static REPORT: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+
 const ALTSTACK: usize = 64 * 1024;
 
-/// Installs the handler once per process.
-pub(crate) fn install() {
+/// Installs the handler once per process; `report` prints the overflow report (see
+/// [`REPORT`]).
+pub(crate) fn install(report: fn()) {
     if INSTALLED.swap(true, Ordering::AcqRel) {
         return;
     }
-    // SAFETY: plain sigaction calls with valid, zero-initialised structs; PREV is set
-    // before our handler (its only reader) is installed.
+    REPORT.store(report as *mut (), Ordering::Release); // release; pairs with the acquire in on_fault
+                                                        // SAFETY: plain sigaction calls with valid, zero-initialised structs; PREV is set
+                                                        // before our handler (its only reader) is installed.
     unsafe {
         let mut old_segv: libc::sigaction = std::mem::zeroed();
         let mut old_bus: libc::sigaction = std::mem::zeroed();
@@ -70,13 +77,13 @@ pub(crate) fn minit() {
 }
 
 /// Writes bytes to stderr (async-signal-safe).
-fn write_raw(b: &[u8]) {
+pub(crate) fn write_raw(b: &[u8]) {
     // SAFETY: write(2) on fd 2 with a valid buffer.
     unsafe { libc::write(2, b.as_ptr().cast(), b.len()) };
 }
 
 /// Formats `v` in decimal into `buf`, returning the digits (async-signal-safe).
-fn fmt_u64(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn fmt_u64(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -103,21 +110,12 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
         write_raw(b"runtime: goroutine stack exceeds ");
         write_raw(fmt_u64(size as u64, &mut buf));
         write_raw(b"-byte limit\nfatal error: stack overflow\n\n");
-        if let Some(g) = getm().and_then(|m| m.curg()) {
-            write_raw(b"goroutine ");
-            write_raw(fmt_u64(g.goid.load(Ordering::Relaxed), &mut buf));
-            write_raw(b" [running]:\n\t(stack overflowed; raise it with Builder::stack_size or Config::stack_size)\n");
-            let loc = g.gopc();
-            write_raw(b"created by ");
-            if let Some(f) = crate::debug::creator_name(g.creator()) {
-                // a static string: no allocation, safe here
-                write_raw(f.as_bytes());
-                write_raw(b"\n\t");
-            }
-            write_raw(loc.file().as_bytes());
-            write_raw(b":");
-            write_raw(fmt_u64(loc.line() as u64, &mut buf));
-            write_raw(b"\n");
+        let report = REPORT.load(Ordering::Acquire); // acquire; pairs with install's release
+        if !report.is_null() {
+            // SAFETY: REPORT only holds a `fn()` cast to a pointer (install), and fn
+            // and data pointers have the same size on the targets gort builds for.
+            let report: fn() = unsafe { std::mem::transmute::<*mut (), fn()>(report) };
+            report();
         }
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(2) };

@@ -37,7 +37,7 @@ pub(crate) fn checkdead(l: &Locked) {
     if ms - idle > 0 || SCHED.nrun_finishing.load(Ordering::SeqCst) > 0 {
         return;
     }
-    if crate::time::timers_pending() || !l.runq.is_empty() {
+    if crate::sched::timers::timers_pending() || !l.runq.is_empty() {
         return;
     }
     if SCHED.local_work() {

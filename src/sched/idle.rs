@@ -237,7 +237,9 @@ pub(crate) fn resetspinning(m: &'static M) {
     fence(Ordering::SeqCst); // pairs with the fence in wakep / the SeqCst runnext swap
                              // Timers count as work too: `wake_for_timer` relies on a spinner becoming the timer M
                              // when none exists.
-    if SCHED.any_work() || (crate::time::timers_pending() && !crate::time::timer_m_exists()) {
+    if SCHED.any_work()
+        || (crate::sched::timers::timers_pending() && !crate::sched::timers::timer_m_exists())
+    {
         wakep_after_seqcst_put();
     }
 }

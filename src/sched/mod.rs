@@ -14,6 +14,8 @@ pub(crate) mod g;
 #[cfg(not(loom))]
 pub(crate) mod idle;
 #[cfg(not(loom))]
+pub(crate) mod init;
+#[cfg(not(loom))]
 pub(crate) mod join;
 #[cfg(not(loom))]
 pub(crate) mod lockos;
@@ -38,3 +40,5 @@ pub(crate) mod spawn;
 pub(crate) mod syscall;
 #[cfg(not(loom))]
 pub(crate) mod sysmon;
+#[cfg(not(loom))]
+pub(crate) mod timers;

@@ -146,7 +146,7 @@ fn may_switch_directly(g: &'static G, m: &'static M, p: &'static P) -> bool {
             || SCHED.runqsize.load(Ordering::Relaxed) == 0)
         && !crate::config::settings().debug.migrate
         && !super::procresize::must_retire(p)
-        && !crate::time::timers_due(p)
+        && !crate::sched::timers::timers_due(p)
 }
 
 /// Whether the main goroutine of the `run` call on run M `m` has finished.

@@ -57,7 +57,7 @@ pub(crate) fn newproc<F>(
 where
     F: FnOnce() + Send + 'static,
 {
-    crate::runtime::ensure_init();
+    crate::sched::init::ensure_init();
     // the spawning goroutine (None on a plain thread); spawning is a runtime entry:
     // honour sysmon's request to give way first (before reading our P, which a yield may
     // change, and before queueing the new goroutine, so that this call does not also age

@@ -38,7 +38,7 @@ static RESIZE: Mutex<()> = Mutex::new(());
 /// });
 /// ```
 pub fn gomaxprocs(n: usize) -> usize {
-    crate::runtime::ensure_init();
+    crate::sched::init::ensure_init();
     let _g = lock(&RESIZE);
     let relief = SCHED.relief.load(Ordering::Relaxed) as usize;
     let old = SCHED.procs() - relief;

@@ -9,8 +9,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-/// Upper bound on GOMAXPROCS (Go 1.19's `_MaxGomaxprocs` = 1024).
-pub const MAX_PROCS: usize = 1024;
+pub(crate) use crate::config::MAX_PROCS;
 
 /// The state behind `sched.lock`.
 pub(crate) struct Locked {

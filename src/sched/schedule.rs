@@ -364,7 +364,7 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(Gp,
             }
         }
         // run this P's due timers (Go: checkTimers)
-        crate::time::check_timers(p);
+        crate::sched::timers::check_timers(p);
 
         // Check the global runnable queue once in a while to ensure fairness. Otherwise
         // two goroutines can completely occupy the local runqueue by constantly
@@ -456,13 +456,13 @@ fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(Gp,
         if m.is_run {
             // The run M leaves the scheduler. If timers are pending and no M waits for
             // them, start one (it will become the timer M when it finds nothing to do).
-            if crate::time::timers_pending() && !crate::time::timer_m_exists() {
+            if crate::sched::timers::timers_pending() && !crate::sched::timers::timer_m_exists() {
                 startm(None, false);
             }
             return None;
         }
         // With timers pending, one idle M sleeps until the earliest and runs it.
-        if let Some(p) = crate::time::idle_timer_wait(m) {
+        if let Some(p) = crate::sched::timers::idle_timer_wait(m) {
             acquire_if_needed(m, p);
             continue 'top;
         }
@@ -508,7 +508,7 @@ fn steal_work(m: &'static M, p: &'static P) -> Option<Gp> {
             // the last pass also runs the victim's due timers (its goroutines land on
             // our queue)
             if steal_runnext {
-                crate::time::check_timers(p2);
+                crate::sched::timers::check_timers(p2);
                 if let Some((g, _)) = runqget(p) {
                     return Some(g);
                 }
@@ -534,7 +534,7 @@ fn steal_work(m: &'static M, p: &'static P) -> Option<Gp> {
 /// Spins for `d` (yields instead when there is a single CPU, where spinning would only
 /// delay the thread we wait for).
 fn pause(d: Duration) {
-    if crate::num_cpu() <= 1 {
+    if crate::os::num_cpu() <= 1 {
         std::thread::yield_now();
         return;
     }

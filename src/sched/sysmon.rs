@@ -54,7 +54,7 @@ static SLEEPING: AtomicBool = AtomicBool::new(false);
 /// Whether sysmon is in a sleep longer than `DEFER_LOOK` (protocol: `nudge`).
 static NAPPING: AtomicBool = AtomicBool::new(false);
 
-/// Starts sysmon (once, from `ensure_init`).
+/// Starts sysmon (once, from `init::ensure_init`).
 pub(crate) fn start() {
     let r = std::thread::Builder::new()
         .name("gort-sysmon".into())
@@ -166,12 +166,12 @@ fn run() {
         let all_idle = SCHED.npidle.load(Ordering::SeqCst) as usize == procs && !held_above(procs);
         let tracing = settings().debug.schedtrace_ms > 0;
         // (Go: no deep sleep while schedtrace is on)
-        if all_idle && !crate::time::timers_pending() && !tracing {
+        if all_idle && !crate::sched::timers::timers_pending() && !tracing {
             // Deep sleep until a P is acquired (Go: sysmonwait).
             let gen = PARK.load(Ordering::SeqCst);
             SLEEPING.store(true, Ordering::SeqCst);
             if SCHED.npidle.load(Ordering::SeqCst) as usize == procs
-                && !crate::time::timers_pending()
+                && !crate::sched::timers::timers_pending()
             {
                 crate::os::futex::wait(&PARK, gen, Some(Duration::from_secs(60)));
             }
@@ -212,14 +212,14 @@ fn run() {
 
 /// 1. Overdue timers nobody is going to run soon.
 fn overdue_timers(now: i64, delay: Duration) -> bool {
-    if crate::time::timer_m_exists() {
+    if crate::sched::timers::timer_m_exists() {
         return false;
     }
-    let next = crate::time::earliest_timer();
+    let next = crate::sched::timers::earliest_timer();
     if next == 0 || next > now - delay.as_nanos() as i64 {
         return false;
     }
-    crate::time::run_all_due(now) > 0
+    crate::sched::timers::run_all_due(now) > 0
 }
 
 /// Whether some P at or above `procs` is still held by an M (it retires at its M's next
