@@ -29,6 +29,8 @@ pub(crate) mod park;
 pub(crate) mod proc;
 #[cfg(not(loom))]
 pub(crate) mod procresize;
+#[cfg(not(loom))]
+pub(crate) mod retake;
 pub(crate) mod runq;
 #[cfg(not(loom))]
 pub(crate) mod schedt;

@@ -1,4 +1,4 @@
-//! Creating and finishing goroutines: `newproc`, `malg`, `gfget`/`gfput`, `goexit0`
+//! Creating and finishing goroutines: `newproc`, `malg`, `gfget`/`gfput`, `gdestroy`
 //! (Go: proc.go).
 
 use super::g::{G, G_DEAD, G_IDLE, G_RUNNING};
@@ -195,10 +195,10 @@ fn gfput(p: &'static P, gp: &'static G) {
 }
 
 /// The G's body returned: mark it dead, wake its joiner, free its spawn record if the
-/// handle is gone (join rule 2), and cache the G for reuse (Go: `goexit0`). A `run`
-/// call's main G is freed by `run` once it has joined it. Runs on g0 of the M that ran
-/// the G, which holds `p`.
-pub(crate) fn goexit0(p: &'static P, gp: &'static G) {
+/// handle is gone (join rule 2), and cache the G for reuse (Go: `gdestroy`, the part of
+/// `goexit0` after unwiring; `schedule::goexit0` calls it). A `run` call's main G is freed
+/// by `run` once it has joined it. Runs on g0 of the M that ran the G, which holds `p`.
+pub(crate) fn gdestroy(p: &'static P, gp: &'static G) {
     // SAFETY: the coroutine returned on this M; we own the G.
     unsafe { gp.finish() };
     let main = gp.is_main.get();

@@ -54,7 +54,7 @@ pub fn gomaxprocs(n: usize) -> usize {
     // relief Ps for hogs stay on top of the new count, as far as MAX_PROCS allows
     let relief = relief.min(MAX_PROCS - n);
     SCHED.relief.store(relief as u32, Ordering::Relaxed);
-    set_active(n + relief);
+    procresize(n + relief);
     old
 }
 
@@ -69,12 +69,12 @@ pub(crate) fn set_relief(k: usize) {
         return;
     }
     SCHED.relief.store(k as u32, Ordering::Relaxed);
-    set_active(user + k);
+    procresize(user + k);
 }
 
-/// Makes Ps `0..n` the active ones: revives or creates Ps up to `n`, or retires those at
+/// Makes Ps `0..n` the active ones (Go: `procresize`, without a stop-the-world): revives or creates Ps up to `n`, or retires those at
 /// or above it (idle ones at once, held ones by their M). Called with `RESIZE` held.
-fn set_active(n: usize) {
+fn procresize(n: usize) {
     let old = SCHED.procs();
     if n == old {
         return;

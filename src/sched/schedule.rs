@@ -79,9 +79,8 @@ fn schedule_loop(m: &'static M, until: Option<&dyn Fn() -> bool>, mut first: Opt
                 }
                 return;
             };
-            // This thread is going to run a goroutine and is not spinning anymore, so if
-            // it was marked as spinning we need to reset it now and potentially start a
-            // new spinning M.
+            // About to run something: a spinning M stops spinning here, and starts
+            // another spinner if there may be more work (Go: resetspinning)
             if m.is_spinning() {
                 resetspinning(m);
             }
@@ -91,7 +90,8 @@ fn schedule_loop(m: &'static M, until: Option<&dyn Fn() -> bool>, mut first: Opt
                 None => crate::throw!("schedule: no P"),
             };
             if let Some(lm) = super::lockos::locked_elsewhere(m, gp) {
-                // Hands off own p to the locked m, then blocks waiting for a new p.
+                // gp belongs to another M's thread: give it our P and gp, and wait
+                // for a P of our own (Go: startlockedm)
                 super::lockos::startlockedm(m, lm, gp);
                 if m.p().is_none() {
                     debug_assert!(m.is_run);
@@ -145,7 +145,8 @@ enum Executed {
 }
 
 /// Runs `gp` on `m` until it switches back, then carries out what it asked for
-/// (Go: `execute`, then the `mcall` target: `park_m`, `gosched_m`, `goexit0`).
+/// (Go: `execute`, then the `mcall` target: [`park_m`], [`gosched_m`], [`gopreempt_m`],
+/// [`goexit0`]).
 fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
     let mut gp = gp;
     let mut inherit = inherit;
@@ -181,66 +182,25 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
         };
         match r {
             Switch::Park(unlockf) => {
-                // Go: park_m. The status changes before the unlock function runs, so a
-                // waker that sees the G on its wait queue may ready it at once.
-                gp.cas_status(G_RUNNING, G_WAITING);
-                super::p::bump(&p.parks);
-                // A pending preempt request (read before the G can be published and
-                // readied elsewhere) ends the time slice here: otherwise the goroutine
-                // readied into runnext would inherit it, and a chain of goroutines that
-                // park (or exit) without reaching a check would hold the P for ever and
-                // look like a hog to sysmon.
-                let asked = super::sysmon::take_preempt_request(gp);
-                if let Some(f) = unlockf {
-                    // SAFETY: gopark's contract: the function lives on the parked G's
-                    // stack, which nobody resumes until the function published the G.
-                    let ok = unsafe { (*f)() };
-                    if !ok {
-                        if asked {
-                            gp.preempt.store(true, Ordering::Relaxed); // still to honour
-                        }
-                        gp.cas_status(G_WAITING, G_RUNNABLE);
-                        inherit = true;
-                        continue; // execute(gp, inheritTime=true)
-                    }
+                if park_m(p, gp, unlockf) {
+                    return Executed::Done;
                 }
-                if asked {
-                    end_slice(p);
-                }
-                return Executed::Done;
+                inherit = true; // the park was cancelled: execute(gp, inheritTime=true)
             }
             Switch::Gosched => {
-                // Go's Gosched puts the G on the global queue; gort puts it at the tail
-                // of the local queue, as Go's runtime-internal goyield does: no lock,
-                // and idle Ps still steal it. The 1-in-61 global check keeps the global
-                // queue from starving.
-                gp.cas_status(G_RUNNING, G_RUNNABLE);
-                let _ = runqput(p, gp.into(), false);
+                gosched_m(p, gp);
                 return Executed::Done;
             }
             Switch::Preempt => {
-                // Go: gopreempt_m. The slice ends here: a G waiting in runnext (which
-                // would inherit it, e.g. a goroutine chain spawning its successor) goes
-                // to the tail, then the preempted G behind it (Go uses the global queue;
-                // the local tail keeps it stealable and in order), the next G starts a
-                // new slice, and the next round looks at the global queue first so
-                // goroutines waiting there get a turn.
-                gp.cas_status(G_RUNNING, G_RUNNABLE);
-                if let Some(next) = p.runq.take_runnext() {
-                    // SAFETY: the queue only holds pointers made by `Gp::raw`.
-                    let _ = runqput(p, unsafe { Gp::from_raw(next) }, false);
-                }
-                let _ = runqput(p, gp.into(), false);
-                end_slice(p);
+                gopreempt_m(p, gp);
                 return Executed::Done;
             }
             Switch::Call(f) => {
-                // SAFETY: systemstack's contract: the function lives on the G's stack,
-                // which stays suspended until we resume it below.
+                // Go: systemstack. SAFETY: systemstack's contract: the function lives on
+                // the G's stack, which stays suspended until we resume it below.
                 unsafe { (*f)() };
                 gp.cas_status(G_RUNNING, G_RUNNABLE);
                 inherit = true;
-                continue;
             }
             Switch::ExitSyscall => {
                 // `p` was retaken while the G was in its blocking call: do not touch it.
@@ -254,24 +214,90 @@ fn execute(m: &'static M, gp: &'static G, inherit: bool) -> Executed {
                 super::lockos::leave_run_m(m, p, gp);
                 return Executed::Done;
             }
-            Switch::Exit => {
-                // Unwire before goexit0 frees the G for reuse: a new goroutine on this G
-                // must not start out wired to this (exiting) M.
-                if super::sysmon::take_preempt_request(gp) {
-                    end_slice(p); // as for a park
-                }
-                let was_locked = std::ptr::eq(m.lockedg.load(Ordering::Relaxed), gp);
-                if was_locked {
-                    super::lockos::unwire_exited(m, gp);
-                }
-                super::proc::goexit0(p, gp);
-                if was_locked && super::lockos::exit_locked(m) {
-                    return Executed::ThreadExit;
-                }
-                return Executed::Done;
-            }
+            Switch::Exit => return goexit0(m, p, gp),
         }
     }
+}
+
+/// `gp` parked (Go: `park_m`): marks it waiting and runs its unlock function, which
+/// publishes it where a waker will find it. Returns false if the unlock function
+/// cancelled the park: `gp` is runnable again and the caller resumes it at once.
+/// (`docs/design/parking.md`, "gopark".)
+#[inline]
+fn park_m(
+    p: &'static P,
+    gp: &'static G,
+    unlockf: Option<*mut (dyn FnMut() -> bool + 'static)>,
+) -> bool {
+    // The status changes before the unlock function runs, so a waker that sees the G on
+    // its wait queue may ready it at once.
+    gp.cas_status(G_RUNNING, G_WAITING);
+    super::p::bump(&p.parks);
+    // A pending preempt request (read before the G can be published and readied
+    // elsewhere) ends the time slice here: otherwise the goroutine readied into runnext
+    // would inherit it, and a chain of goroutines that park (or exit) without reaching a
+    // check would hold the P for ever and look like a hog to sysmon.
+    let asked = super::sysmon::take_preempt_request(gp);
+    if let Some(f) = unlockf {
+        // SAFETY: gopark's contract: the function lives on the parked G's stack, which
+        // nobody resumes until the function published the G.
+        let ok = unsafe { (*f)() };
+        if !ok {
+            if asked {
+                gp.preempt.store(true, Ordering::Relaxed); // still to honour
+            }
+            gp.cas_status(G_WAITING, G_RUNNABLE);
+            return false;
+        }
+    }
+    if asked {
+        end_slice(p);
+    }
+    true
+}
+
+/// `gp` yielded (Go: `gosched_m`). Go's Gosched puts the G on the global queue; gort puts
+/// it at the tail of the local queue, as Go's runtime-internal `goyield` does: no lock,
+/// and idle Ps still steal it. The 1-in-61 global check keeps the global queue served.
+#[inline]
+fn gosched_m(p: &'static P, gp: &'static G) {
+    gp.cas_status(G_RUNNING, G_RUNNABLE);
+    let _ = runqput(p, gp.into(), false);
+}
+
+/// `gp` honoured a preempt request (Go: `gopreempt_m`). Its slice ends here: a G waiting
+/// in runnext (which would inherit the slice, e.g. a goroutine chain spawning its
+/// successor) goes to the tail, then the preempted G behind it (Go uses the global queue;
+/// the local tail keeps it stealable and in order), the next G starts a new slice, and
+/// the next round looks at the global queue first so goroutines waiting there get a turn.
+fn gopreempt_m(p: &'static P, gp: &'static G) {
+    gp.cas_status(G_RUNNING, G_RUNNABLE);
+    if let Some(next) = p.runq.take_runnext() {
+        // SAFETY: the queue only holds pointers made by `Gp::raw`.
+        let _ = runqput(p, unsafe { Gp::from_raw(next) }, false);
+    }
+    let _ = runqput(p, gp.into(), false);
+    end_slice(p);
+}
+
+/// `gp`'s function returned (Go: `goexit0`): unwires it if it was locked to this M,
+/// frees it (`proc::gdestroy`), and ends the thread if Go's rules say a locked
+/// goroutine's exit takes its thread with it.
+fn goexit0(m: &'static M, p: &'static P, gp: &'static G) -> Executed {
+    // Unwire before gdestroy frees the G for reuse: a new goroutine on this G must not
+    // start out wired to this (exiting) M.
+    if super::sysmon::take_preempt_request(gp) {
+        end_slice(p); // as for a park
+    }
+    let was_locked = std::ptr::eq(m.lockedg.load(Ordering::Relaxed), gp);
+    if was_locked {
+        super::lockos::unwire_exited(m, gp);
+    }
+    super::proc::gdestroy(p, gp);
+    if was_locked && super::lockos::exit_locked(m) {
+        return Executed::ThreadExit;
+    }
+    Executed::Done
 }
 
 /// Makes runnable `gp` (owned by the caller) the running goroutine of `m`, which holds
@@ -315,7 +341,9 @@ fn migrate_away(m: &'static M, p: &'static P, gp: &'static G) -> bool {
     // gp is runnable and owned by us: put it in runnext and give the P to another M,
     // which runs runnext first.
     let _ = runqput(p, gp.into(), true);
-    let p = releasep(m).expect("migrate: P");
+    let Some(p) = releasep(m) else {
+        crate::throw!("migrate: P vanished while held");
+    };
     startm(Some(p), false);
     if !m.is_run {
         stopm(m);
@@ -323,159 +351,217 @@ fn migrate_away(m: &'static M, p: &'static P, gp: &'static G) -> bool {
     true
 }
 
-/// Finds a runnable goroutine (Go: `findRunnable`). Tries the local queue (with the
-/// 1-in-61 global check first), the global queue, then steals; finding nothing, gives
-/// the P back and sleeps until handed another. Returns `None` only for a `run` M, when
-/// `until` became true or it ran out of work (it then holds no P).
+/// What a phase of `find_runnable` decided.
+enum Found {
+    /// Run this entry (`true`: it inherits the time slice).
+    Run(Gp, bool),
+    /// Start over from the top (the M holds a P again, or new work appeared).
+    Retry,
+    /// Go on to the next phase.
+    Next,
+    /// Leave the scheduler (a `run` M done or out of work, or a reclaimed M); no P held.
+    Leave,
+}
+
+/// Finds a runnable goroutine (Go: proc.go `findRunnable`), in named phases run in
+/// order until one decides: [`retire_if_shrunk`] (GOMAXPROCS fell below our P),
+/// [`queues`] (due timers, the 1-in-61 global check, local queue, global queue), then
+/// the netpoller's non-blocking poll will sit, [`steal`] (as a spinning M),
+/// [`give_up_p`] and [`idle`] (the timer M, or sleep). Returns `None` only for a `run`
+/// M, when `until` became true or it ran out of work, or for a reclaimed M; it then
+/// holds no P. (`docs/design/scheduler.md`, "Finding work" and "no lost wake-ups".)
 fn find_runnable(m: &'static M, until: Option<&dyn Fn() -> bool>) -> Option<(Gp, bool)> {
-    'top: loop {
-        if let Some(done) = until {
-            if done() {
-                if m.is_spinning() {
-                    // leaving the scheduler: drop out of the spinning count
-                    super::idle::stop_spinning(m);
-                }
-                return None;
+    /// Runs one phase: returns or restarts on its decision, falls through on `Next`.
+    macro_rules! phase {
+        ($decision:expr) => {
+            match $decision {
+                Found::Next => {}
+                Found::Run(g, inherit) => return Some((g, inherit)),
+                Found::Retry => continue,
+                Found::Leave => return None,
             }
+        };
+    }
+    loop {
+        if leave_if(m, until) {
+            return None;
         }
         let p = match m.p() {
             Some(p) => p,
             None => crate::throw!("findrunnable: no P"),
         };
-        // GOMAXPROCS shrank below our P: retire it and find another
-        if super::procresize::must_retire(p) {
-            if m.is_spinning() {
-                super::idle::stop_spinning(m);
-            }
-            super::procresize::retire_held(m, p);
-            let np = SCHED.lock().pidleget();
-            match np {
-                Some(np) => {
-                    acquirep(m, np);
-                    continue 'top;
-                }
-                None if m.is_run => return None,
-                None => {
-                    if !super::idle::stopm_or_reclaim(m, true) {
-                        return None;
-                    }
-                    continue 'top;
-                }
-            }
-        }
-        // run this P's due timers (Go: checkTimers)
-        crate::sched::timers::check_timers(p);
-
-        // Check the global runnable queue once in a while to ensure fairness. Otherwise
-        // two goroutines can completely occupy the local runqueue by constantly
-        // respawning each other.
-        if p.schedtick.load(Ordering::Relaxed) % 61 == 0 || p.global_first.replace(false) {
-            if let Some(g) = globrunqget(p, 1) {
-                return Some((g, false));
-            }
-        }
-        // local runq
-        if let Some(r) = runqget(p) {
-            return Some(r);
-        }
-        // global runq
-        if let Some(g) = globrunqget(p, 0) {
-            return Some((g, false));
-        }
-        // (netpoll will be polled here)
-
-        // Spinning Ms: steal work from other Ps. Limit the number of spinning Ms to half
-        // the number of busy Ps, to prevent excessive CPU consumption when GOMAXPROCS>>1
-        // but the program parallelism is low.
-        let procs = SCHED.procs() as u32;
-        let npidle = SCHED.npidle.load(Ordering::SeqCst);
-        if m.is_spinning()
-            || 2 * SCHED.nmspinning.load(Ordering::SeqCst) < procs - npidle.min(procs)
-        {
-            if !m.is_spinning() {
-                m.spinning.store(true, Ordering::Relaxed);
-                SCHED.nmspinning.fetch_add(1, Ordering::SeqCst);
-            }
-            // Go gives up after one round of stealing; waking a sleeping thread costs
-            // tens of microseconds here, so a spinning M keeps looking for a short while
-            // first (SPIN_FOR), which turns bursts of spawns and wake-ups into steals
-            // instead of futex sleep/wake pairs.
-            // Between attempts it backs off (1, 2, 4, 8 µs) so that its reads of other
-            // Ps' queues do not keep stealing their cache lines from the owners.
-            let deadline = Instant::now() + SPIN_FOR;
-            let mut backoff = Duration::from_micros(1);
-            loop {
-                if let Some(g) = steal_work(m, p) {
-                    return Some((g, false));
-                }
-                if SCHED.runqsize.load(Ordering::SeqCst) != 0 || Instant::now() >= deadline {
-                    break;
-                }
-                pause(backoff);
-                backoff = (backoff * 2).min(Duration::from_micros(8));
-            }
-            if SCHED.runqsize.load(Ordering::SeqCst) != 0 {
-                continue 'top;
-            }
-        }
-
-        // Nothing to do: give up the P. Re-check the global queue under the lock first.
-        let mut l = SCHED.lock();
-        if !l.runq.is_empty() {
-            let mut extra = Vec::new();
-            let g = l.globrunqget(0, &mut extra);
-            drop(l);
-            for g2 in extra {
-                let _ = runqput(p, g2, false);
-            }
-            if let Some(g) = g {
-                return Some((g, false));
-            }
-            continue 'top;
-        }
-        let p = releasep(m).expect("findrunnable: P");
-        l.pidleput(p);
-        drop(l);
-
-        // Delicate dance: thread transitions from spinning to non-spinning state,
-        // potentially concurrently with submission of new work. We must drop nmspinning
-        // first and then check all sources again (with a StoreLoad barrier between).
-        // If we do it the other way around, another thread can submit work after we've
-        // checked all sources but before we drop nmspinning; as a result nobody will
-        // unpark a thread to run the work. (docs/design/scheduler.md, "no lost wake-ups")
-        if m.is_spinning() {
-            super::idle::stop_spinning(m);
-            fence(Ordering::SeqCst); // pairs with the fence in wakep
-            if let Some(p) = check_runqs_no_p() {
-                acquirep(m, p);
-                m.spinning.store(true, Ordering::Relaxed);
-                SCHED.nmspinning.fetch_add(1, Ordering::SeqCst);
-                continue 'top;
-            }
-        }
-        if m.is_run {
-            // The run M leaves the scheduler. If timers are pending and no M waits for
-            // them, start one (it will become the timer M when it finds nothing to do).
-            if crate::sched::timers::timers_pending() && !crate::sched::timers::timer_m_exists() {
-                startm(None, false);
-            }
-            return None;
-        }
-        // With timers pending, one idle M sleeps until the earliest and runs it.
-        if let Some(p) = crate::sched::timers::idle_timer_wait(m) {
-            acquire_if_needed(m, p);
-            continue 'top;
-        }
-        if !super::idle::stopm_or_reclaim(m, true) {
-            return None; // reclaimed: the thread exits (schedule returns to mstart)
-        }
+        phase!(retire_if_shrunk(m, p));
+        phase!(queues(p));
+        phase!(steal(m, p));
+        phase!(give_up_p(m, p));
+        phase!(idle(m));
     }
 }
 
-/// `idle_timer_wait` may have acquired the P already.
-fn acquire_if_needed(m: &'static M, p: &'static P) {
-    if m.p().is_none() {
-        acquirep(m, p);
+/// Phase 0: a `run` M whose main goroutine finished leaves (dropping out of the
+/// spinning count first).
+#[inline]
+fn leave_if(m: &'static M, until: Option<&dyn Fn() -> bool>) -> bool {
+    let Some(done) = until else { return false };
+    if !done() {
+        return false;
+    }
+    if m.is_spinning() {
+        super::idle::stop_spinning(m);
+    }
+    true
+}
+
+/// Phase 1: GOMAXPROCS shrank below our P: retire it and look for another (Go does this
+/// in `procresize` with the world stopped; gort's Ms retire their own Ps).
+#[inline]
+fn retire_if_shrunk(m: &'static M, p: &'static P) -> Found {
+    if !super::procresize::must_retire(p) {
+        return Found::Next;
+    }
+    if m.is_spinning() {
+        super::idle::stop_spinning(m);
+    }
+    super::procresize::retire_held(m, p);
+    let np = SCHED.lock().pidleget();
+    match np {
+        Some(np) => {
+            acquirep(m, np);
+            Found::Retry
+        }
+        None if m.is_run => Found::Leave,
+        None if super::idle::stopm_or_reclaim(m, true) => Found::Retry,
+        None => Found::Leave,
+    }
+}
+
+/// Phase 2: this P's due timers (Go: `checkTimers`), then the queues. Every 61st
+/// schedule (or right after a preemption) the global queue goes first: without that, a
+/// pair of goroutines that keep readying each other through `runnext` would keep the
+/// global queue waiting for ever (Go: findRunnable's fairness check).
+#[inline]
+fn queues(p: &'static P) -> Found {
+    crate::sched::timers::check_timers(p);
+    if p.schedtick.load(Ordering::Relaxed).is_multiple_of(61) || p.global_first.replace(false) {
+        if let Some(g) = globrunqget(p, 1) {
+            return Found::Run(g, false);
+        }
+    }
+    if let Some((g, inherit)) = runqget(p) {
+        return Found::Run(g, inherit);
+    }
+    if let Some(g) = globrunqget(p, 0) {
+        return Found::Run(g, false);
+    }
+    // (here the netpoller's non-blocking poll, when it exists: Go's netpoll(0))
+    Found::Next
+}
+
+/// Phase 3: steal from other Ps, as a spinning M. Spinning is capped at half the busy
+/// Ps: with many Ps and little parallelism, more spinners would only burn CPU looking at
+/// empty queues (Go: findRunnable, the `2*nmspinning < gomaxprocs-npidle` test).
+fn steal(m: &'static M, p: &'static P) -> Found {
+    let procs = SCHED.procs() as u32;
+    // SeqCst loads, though only a heuristic reads them here (a stale count costs one
+    // spinner too many or too few; give_up_p's re-check is what keeps work from being lost)
+    let npidle = SCHED.npidle.load(Ordering::SeqCst);
+    let nmspinning = SCHED.nmspinning.load(Ordering::SeqCst);
+    if !m.is_spinning() && 2 * nmspinning >= procs - npidle.min(procs) {
+        return Found::Next;
+    }
+    if !m.is_spinning() {
+        m.spinning.store(true, Ordering::Relaxed);
+        SCHED.nmspinning.fetch_add(1, Ordering::SeqCst); // SeqCst: wakep reads it to decide whether to start a spinner; see give_up_p
+    }
+    // Go gives up after one round of stealing; waking a sleeping thread costs tens of
+    // microseconds here, so a spinning M keeps looking for a short while first
+    // (SPIN_FOR), which turns bursts of spawns and wake-ups into steals instead of
+    // futex sleep/wake pairs. Between attempts it backs off (1, 2, 4, 8 µs) so that its
+    // reads of other Ps' queues do not keep stealing their cache lines from the owners.
+    let deadline = Instant::now() + SPIN_FOR;
+    let mut backoff = Duration::from_micros(1);
+    loop {
+        if let Some(g) = steal_work(m, p) {
+            return Found::Run(g, false);
+        }
+        if SCHED.runqsize.load(Ordering::SeqCst) != 0 || Instant::now() >= deadline {
+            break;
+        }
+        pause(backoff);
+        backoff = (backoff * 2).min(Duration::from_micros(8));
+    }
+    if SCHED.runqsize.load(Ordering::SeqCst) != 0 {
+        return Found::Retry;
+    }
+    Found::Next
+}
+
+/// Phase 4: nothing to do: give the P back (after a last look at the global queue under
+/// the lock), then, if this M was spinning, stop spinning and look once more.
+///
+/// The order is what keeps work from being stranded: a goroutine readied while we were
+/// spinning did not wake anyone (wakep saw a spinner), so we must first leave the
+/// spinning count, then (after a full fence) re-check every queue. Checking first and
+/// leaving after would open a window in which new work arrives, its readier still sees
+/// us spinning and wakes nobody, and we go to sleep without having seen it (Go:
+/// findRunnable, dropping `nmspinning`; `docs/design/scheduler.md`, "no lost wake-ups").
+fn give_up_p(m: &'static M, p: &'static P) -> Found {
+    let mut l = SCHED.lock();
+    if !l.runq.is_empty() {
+        let mut extra = Vec::new();
+        let g = l.globrunqget(0, &mut extra);
+        drop(l);
+        for g2 in extra {
+            let _ = runqput(p, g2, false);
+        }
+        return match g {
+            Some(g) => Found::Run(g, false),
+            None => Found::Retry,
+        };
+    }
+    let Some(p) = releasep(m) else {
+        crate::throw!("findrunnable: P vanished while held");
+    };
+    l.pidleput(p);
+    drop(l);
+    if m.is_spinning() {
+        super::idle::stop_spinning(m);
+        // SeqCst fence: orders our nmspinning decrement before the queue reads below;
+        // pairs with the fence in wakep, between a readier's queue write and its
+        // nmspinning read (either we see its work, or it sees us gone and wakes an M)
+        fence(Ordering::SeqCst);
+        if let Some(p) = check_runqs_no_p() {
+            acquirep(m, p);
+            m.spinning.store(true, Ordering::Relaxed);
+            SCHED.nmspinning.fetch_add(1, Ordering::SeqCst); // SeqCst: as in steal
+            return Found::Retry;
+        }
+    }
+    Found::Next
+}
+
+/// Phase 5: an M without a P and without work. A `run` M leaves the scheduler (first
+/// starting an M for pending timers if none waits for them: it becomes the timer M once
+/// it finds nothing else to do). Otherwise, with timers pending, one idle M sleeps until
+/// the earliest (`timers::idle_timer_wait`); the others sleep until handed a P, or exit
+/// if reclaimed.
+fn idle(m: &'static M) -> Found {
+    if m.is_run {
+        if crate::sched::timers::timers_pending() && !crate::sched::timers::timer_m_exists() {
+            startm(None, false);
+        }
+        return Found::Leave;
+    }
+    if let Some(p) = crate::sched::timers::idle_timer_wait(m) {
+        if m.p().is_none() {
+            acquirep(m, p); // idle_timer_wait may have acquired it already
+        }
+        return Found::Retry;
+    }
+    if super::idle::stopm_or_reclaim(m, true) {
+        Found::Retry
+    } else {
+        Found::Leave // reclaimed: the thread exits (schedule returns to mstart)
     }
 }
 

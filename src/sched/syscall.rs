@@ -1,5 +1,5 @@
 //! Blocking calls: `gort::blocking` (Go: proc.go `entersyscall`, `exitsyscall`,
-//! `exitsyscallfast`, `exitsyscall0`; sysmon's `retake` is in `sysmon.rs`).
+//! `exitsyscallfast`, `exitsyscall0`; sysmon's `retake` is in `retake.rs`).
 //!
 //! Entering a blocking call detaches the P from the M without giving it away: the P
 //! goes to `_Psyscall` (still remembered as the M's `oldp`), the G to `_Gsyscall`. If
@@ -133,30 +133,4 @@ pub(crate) fn exitsyscall0(m: &'static M, gp: &'static G) {
     if !m.is_run {
         super::idle::stopm(m);
     }
-}
-
-/// Go: `retake` for one P in `_Psyscall`, from sysmon: hands it off if its M has been in
-/// the call for a whole sysmon tick and there is work for it (or nobody else to look for
-/// work, or the call passed 10 ms). Returns whether it did.
-pub(crate) fn retake(p: &'static P, syscall_for: i64) -> bool {
-    if p.runq.is_empty()
-        && SCHED.nmspinning.load(Ordering::SeqCst) + SCHED.npidle.load(Ordering::SeqCst) > 0
-        && syscall_for < super::sysmon::FORCE_PREEMPT_NS
-    {
-        return false;
-    }
-    if p.status
-        .compare_exchange(
-            P_SYSCALL,
-            super::p::P_IDLE,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        )
-        .is_err()
-    {
-        return false; // its M came back first
-    }
-    SCHED.counters.handoffs.fetch_add(1, Ordering::Relaxed);
-    super::idle::handoff_p(p);
-    true
 }

@@ -131,28 +131,9 @@ fn nap(delay: Duration, procs: usize) {
     NAPPING.store(false, Ordering::SeqCst);
 }
 
-/// Per-P observations (Go: `p.sysmontick`).
-#[derive(Clone, Copy, Default)]
-struct Tick {
-    schedtick: u32,
-    schedwhen: i64,
-    syscalltick: u32,
-    syscallwhen: i64,
-    /// When `schedtick` was first seen at its current value (start of the slice).
-    slice_start: i64,
-    /// The slice's goroutine was found hogging (a relief P is lent for it); its id.
-    hog: Option<u64>,
-    /// The P was running or in a blocking call last round (its slice fields are valid).
-    watched: bool,
-    /// Kernel id of the hog's thread, whose slice sysmon lengthened (0: none).
-    hog_tid: i64,
-    /// `p.defer_seq` at the last look.
-    defer_seq: u32,
-}
-
 fn run() {
     crate::os::thread::precise_timers();
-    let mut ticks: Vec<Tick> = Vec::new();
+    let mut ticks: Vec<super::retake::Tick> = Vec::new();
     let mut idle = 0u32;
     let mut delay = Duration::from_micros(20);
     loop {
@@ -196,7 +177,7 @@ fn run() {
         let nps = (0..super::schedt::MAX_PROCS)
             .take_while(|&i| SCHED.p(i).is_some())
             .count();
-        let r = retake_and_preempt(now, nps.max(procs), &mut ticks);
+        let r = super::retake::retake(now, nps.max(procs), &mut ticks);
         did |= r.retaken;
         idle = if did { 0 } else { idle + 1 };
         if r.watching {
@@ -255,10 +236,10 @@ fn rescue_above(procs: usize) -> bool {
 /// wake-up was deferred, and the readier went on running: see `park::put_runnable`).
 /// Returns whether it woke a P, and whether a goroutine readied since the last look
 /// waits in some `runnext` (to be looked at again soon).
-fn stranded_work(ticks: &mut Vec<Tick>) -> (bool, bool) {
+fn stranded_work(ticks: &mut Vec<super::retake::Tick>) -> (bool, bool) {
     let procs = SCHED.procs();
     if ticks.len() < procs {
-        ticks.resize(procs, Tick::default());
+        ticks.resize(procs, super::retake::Tick::default());
     }
     let mut queued = SCHED.runqsize.load(Ordering::SeqCst) != 0;
     let mut fresh = false;
@@ -279,137 +260,6 @@ fn stranded_work(ticks: &mut Vec<Tick>) -> (bool, bool) {
     }
     super::idle::wakep();
     (true, fresh)
-}
-
-/// What one `retake_and_preempt` pass found.
-struct Retake {
-    /// A P in a blocking call was handed off.
-    retaken: bool,
-    /// A preempt request is outstanding or a goroutine hogs its P.
-    watching: bool,
-}
-
-/// Step 3, Go's `retake`: Ps whose M has been in a blocking call for a whole tick are
-/// handed to another M; goroutines running for 10 ms on the same time slice get their
-/// preempt flag set; those still running 10 ms later get a relief P (step 5).
-fn retake_and_preempt(now: i64, procs: usize, ticks: &mut Vec<Tick>) -> Retake {
-    if ticks.len() < procs {
-        ticks.resize(procs, Tick::default());
-    }
-    let mut r = Retake {
-        retaken: false,
-        watching: false,
-    };
-    let mut hogs_changed = false;
-    for (i, t) in ticks.iter_mut().enumerate().take(procs) {
-        let Some(p) = SCHED.p(i) else { continue };
-        let status = p.status.load(Ordering::SeqCst);
-        let st = p.schedtick.load(Ordering::Relaxed);
-        if let Some(goid) = t.hog {
-            if status != super::p::P_RUNNING || st != t.schedtick {
-                // the hog gave way (or entered a blocking call, or its P went idle)
-                t.hog = None;
-                hogs_changed = true;
-                if t.hog_tid != 0 {
-                    crate::os::thread::short_slice(t.hog_tid);
-                    t.hog_tid = 0;
-                }
-                if settings().debug.hogreport {
-                    eprintln!(
-                        "gort: hogreport: goroutine {goid} gave way after {}ms",
-                        (now - t.slice_start) / 1_000_000
-                    );
-                }
-            }
-        }
-        if status != super::p::P_RUNNING && status != super::p::P_SYSCALL {
-            t.watched = false;
-            continue;
-        }
-        if !t.watched || st != t.schedtick {
-            // a new slice, or a P we were not watching (new, relief, or idle last round):
-            // its slice is counted from now, not from whenever schedtick last moved
-            t.watched = true;
-            t.schedtick = st;
-            t.schedwhen = now;
-            t.slice_start = now;
-        }
-        if status == super::p::P_SYSCALL {
-            // Go's sysretake: a goroutine looping on short blocking calls never shows
-            // one call for a whole tick, but it has held the P for a whole time slice.
-            // Unlike Go, only when goroutines wait for a P (in its queue or the global
-            // one): retaking from a lone caller only makes it queue and wait for a P
-            // (it halves the throughput of parallel blocking-call loops).
-            let sysretake = now - t.slice_start >= FORCE_PREEMPT_NS
-                && (!p.runq.is_empty() || SCHED.runqsize.load(Ordering::SeqCst) != 0);
-            // a blocking call must be seen for a whole tick before it is retaken
-            let sc = p.syscalltick.load(Ordering::Relaxed);
-            if !sysretake && sc != t.syscalltick {
-                t.syscalltick = sc;
-                t.syscallwhen = now;
-                continue;
-            }
-            let held = if sysretake {
-                FORCE_PREEMPT_NS
-            } else {
-                now - t.syscallwhen
-            };
-            r.retaken |= super::syscall::retake(p, held);
-            continue;
-        }
-        if t.slice_start == now {
-            continue; // a new slice just started
-        }
-        // Ms and Gs are never freed, so a racy read names a live G (at worst one that
-        // just finished its slice: it gets one extra, harmless request, or is counted as
-        // a hog until the next round sees the new schedtick).
-        let Some(g) = p_m(p).and_then(|m| m.curg()) else {
-            continue;
-        };
-        if now - t.schedwhen >= FORCE_PREEMPT_NS {
-            // Go: preemptone. The M's current goroutine is asked to yield.
-            if !g.preempt.swap(true, Ordering::Relaxed) {
-                SCHED.counters.preemptions.fetch_add(1, Ordering::Relaxed);
-            }
-            t.schedwhen = now; // ask again after another slice
-        }
-        if t.hog.is_none() && now - t.slice_start >= HOG_NS && g.status() == super::g::G_RUNNING {
-            let goid = g.goid.load(Ordering::Relaxed);
-            t.hog = Some(goid);
-            hogs_changed = true;
-            // the hog's thread gets the kernel's default slice back, so the threads
-            // running everything else (short slices) preempt it when they wake
-            if let Some(m) = p_m(p) {
-                t.hog_tid = m.tid.load(Ordering::Relaxed);
-                crate::os::thread::set_slice(t.hog_tid, 0);
-            }
-            SCHED.counters.hogs.fetch_add(1, Ordering::Relaxed);
-            if settings().debug.hogreport {
-                let at = g.gopc();
-                eprintln!(
-                    "gort: hogreport: goroutine {goid} ran {}ms on p{} without a preemption \
-                     check; lending its queue another P\ncreated at {}:{}:{}",
-                    (now - t.slice_start) / 1_000_000,
-                    p.id,
-                    at.file(),
-                    at.line(),
-                    at.column()
-                );
-            }
-        }
-        r.watching |= g.preempt.load(Ordering::Relaxed) || t.hog.is_some();
-    }
-    let hogs = ticks.iter().filter(|t| t.hog.is_some()).count();
-    r.watching |= hogs > 0;
-    if hogs_changed {
-        super::procresize::set_relief(hogs);
-    }
-    r
-}
-
-fn p_m(p: &super::p::P) -> Option<&'static super::m::M> {
-    // SAFETY: Ms are leaked and never freed; `p.m` is null or a valid M.
-    unsafe { p.m.load(Ordering::Relaxed).as_ref() }
 }
 
 /// Whether sysmon asked the running goroutine to give way, and if so clears the request.
