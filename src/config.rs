@@ -123,7 +123,10 @@ static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
 /// The runtime's settings (from [`Config::init`], else the environment and defaults).
 pub(crate) fn settings() -> &'static Settings {
-    SETTINGS.get_or_init(|| Config::new().resolve().expect("defaults are valid"))
+    SETTINGS.get_or_init(|| match Config::new().resolve() {
+        Ok(s) => s,
+        Err(e) => crate::throw!("settings: the defaults are invalid: {e}"),
+    })
 }
 
 /// Whether the settings are fixed already (the runtime started or `init` ran).

@@ -48,6 +48,29 @@ where
     }
     let gopc = std::panic::Location::caller();
     crate::sched::init::ensure_init();
+    let (m, prev) = enter();
+    let (handle, g) = spawn_main(m, f, gopc);
+    if m.p().is_some() {
+        let done = || handle.is_finished();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::sched::schedule::schedule_main(m, g, &done)
+        }));
+        if r.is_err() {
+            // the scheduler itself panicked on this thread: runtime state is unknown
+            crate::throw!("panic in the scheduler on a run thread");
+        }
+    }
+    let r = wait_main(m, g, handle);
+    setm(prev);
+    match r {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e),
+    }
+}
+
+/// The calling thread becomes this thread's run M (made on its first `run`), with an
+/// idle P if one is free. Returns the M and what the thread was before.
+fn enter() -> (&'static M, Option<&'static M>) {
     let m = RUN_M.with(|c| match c.get() {
         Some(m) => m,
         None => {
@@ -64,7 +87,20 @@ where
     if let Some(p) = SCHED.lock().pidleget() {
         acquirep(m, p);
     }
+    (m, prev)
+}
 
+/// Creates `f`'s main goroutine, started eagerly (it has its G at once, not queued:
+/// `schedule_main` runs it first).
+fn spawn_main<T, F>(
+    m: &'static M,
+    f: F,
+    gopc: &'static std::panic::Location<'static>,
+) -> (JoinHandle<T>, &'static crate::sched::g::G)
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
     let opts = crate::sched::proc::SpawnOpts {
         name: Some("main".into()),
         stack_size: settings().stack_size,
@@ -74,7 +110,7 @@ where
     };
     let body: Box<dyn FnOnce() + Send + '_> = Box::new(move || crate::api::run_body(f));
     // SAFETY: only the lifetime is erased. `run` does not return before the main
-    // goroutine has finished (it joins the handle below, and nothing on this path
+    // goroutine has finished (it joins the handle in wait_main, and nothing on the way
     // unwinds: failures throw), so everything `f` borrows outlives the goroutine.
     let body = unsafe {
         std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Box<dyn FnOnce() + Send + 'static>>(
@@ -89,17 +125,16 @@ where
     // only this goroutine may lock the caller's thread (see lock_os_thread)
     m.run_main
         .store(g as *const crate::sched::g::G as *mut _, Ordering::Relaxed);
-    let handle: JoinHandle<T> = JoinHandle::from_parts(s, goid);
-    if m.p().is_some() {
-        let done = || handle.is_finished();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::sched::schedule::schedule_main(m, g, &done)
-        }));
-        if r.is_err() {
-            // the scheduler itself panicked on this thread: runtime state is unknown
-            crate::throw!("panic in the scheduler on a run thread");
-        }
-    }
+    (JoinHandle::from_parts(s, goid), g)
+}
+
+/// After the run M left the scheduler: waits for the main goroutine (counting as idle for
+/// deadlock detection), frees its G and leaves the run-M counts.
+fn wait_main<T>(
+    m: &'static M,
+    g: &'static crate::sched::g::G,
+    handle: JoinHandle<T>,
+) -> std::thread::Result<T> {
     if !handle.is_finished() {
         // about to wait: this M counts as idle for deadlock detection
         let l = SCHED.lock();
@@ -119,9 +154,5 @@ where
     SCHED.nrun_waiting.fetch_sub(1, Ordering::SeqCst);
     SCHED.nrun_finishing.fetch_sub(1, Ordering::SeqCst);
     SCHED.nrun_active.fetch_sub(1, Ordering::SeqCst);
-    setm(prev);
-    match r {
-        Ok(v) => v,
-        Err(e) => std::panic::resume_unwind(e),
-    }
+    r
 }

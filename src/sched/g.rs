@@ -59,69 +59,58 @@ pub(crate) fn legal_transition(from: u32, to: u32) -> bool {
     )
 }
 
-/// Why a G is waiting (Go: runtime2.go `waitReason`, with Go's strings).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-#[allow(dead_code)]
-pub(crate) enum WaitReason {
-    Zero = 0,
-    IoWait,
-    ChanReceiveNilChan,
-    ChanSendNilChan,
-    Select,
-    SelectNoCases,
-    ChanReceive,
-    ChanSend,
-    Semacquire,
-    Sleep,
-    SyncCondWait,
-    Preempted,
+/// Declares [`WaitReason`] from one table: each variant with the string Go prints for
+/// it, so a variant cannot lack its string or its place in the `u8` encoding.
+macro_rules! wait_reasons {
+    ($( $(#[$doc:meta])* $name:ident => $text:literal, )*) => {
+        /// Why a G is waiting (Go: runtime2.go `waitReason`, with Go's strings).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        #[allow(dead_code)]
+        pub(crate) enum WaitReason {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl WaitReason {
+            /// Every reason, in encoding order.
+            const ALL: &'static [WaitReason] = &[$( WaitReason::$name, )*];
+            /// Go's string for each, in the same order.
+            const TEXT: &'static [&'static str] = &[$( $text, )*];
+        }
+    };
+}
+
+wait_reasons! {
+    Zero => "",
+    IoWait => "IO wait",
+    ChanReceiveNilChan => "chan receive (nil chan)",
+    ChanSendNilChan => "chan send (nil chan)",
+    Select => "select",
+    SelectNoCases => "select (no cases)",
+    ChanReceive => "chan receive",
+    ChanSend => "chan send",
+    Semacquire => "semacquire",
+    Sleep => "sleep",
+    SyncCondWait => "sync.Cond.Wait",
+    Preempted => "preempted",
     /// gort: waiting in `JoinHandle::join` (Go has no join; this is gort's own).
-    Join,
+    Join => "join",
     /// gort: waiting in `WaitGroup::wait` (Go 1.19 shows "semacquire"; newer Go this string).
-    WaitGroupWait,
+    WaitGroupWait => "sync.WaitGroup.Wait",
 }
 
 impl WaitReason {
     /// The string Go prints.
     pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            WaitReason::Zero => "",
-            WaitReason::IoWait => "IO wait",
-            WaitReason::ChanReceiveNilChan => "chan receive (nil chan)",
-            WaitReason::ChanSendNilChan => "chan send (nil chan)",
-            WaitReason::Select => "select",
-            WaitReason::SelectNoCases => "select (no cases)",
-            WaitReason::ChanReceive => "chan receive",
-            WaitReason::ChanSend => "chan send",
-            WaitReason::Semacquire => "semacquire",
-            WaitReason::Sleep => "sleep",
-            WaitReason::SyncCondWait => "sync.Cond.Wait",
-            WaitReason::Preempted => "preempted",
-            WaitReason::Join => "join",
-            WaitReason::WaitGroupWait => "sync.WaitGroup.Wait",
-        }
+        WaitReason::TEXT[self as usize]
     }
 
+    /// The reason stored as `v` (only `self as u8` values are ever stored).
     fn from_u8(v: u8) -> WaitReason {
-        use WaitReason::*;
-        const ALL: [WaitReason; 14] = [
-            Zero,
-            IoWait,
-            ChanReceiveNilChan,
-            ChanSendNilChan,
-            Select,
-            SelectNoCases,
-            ChanReceive,
-            ChanSend,
-            Semacquire,
-            Sleep,
-            SyncCondWait,
-            Preempted,
-            Join,
-            WaitGroupWait,
-        ];
-        ALL.get(v as usize).copied().unwrap_or(Zero)
+        match WaitReason::ALL.get(v as usize) {
+            Some(&r) => r,
+            None => crate::throw!("waitreason: no reason is encoded as {v}"),
+        }
     }
 }
 

@@ -61,12 +61,17 @@ pub fn lock_os_thread() {
     let Some(g) = getg() else {
         return;
     };
-    let mut m = getm().expect("a goroutine runs on an M");
+    let Some(mut m) = getm() else {
+        crate::throw!("lock_os_thread: a goroutine without an M");
+    };
     // loop: the worker the G was handed to may lose it to a thief that is another `run`
     // caller's thread
     while m.is_run && !ptr::eq(m.run_main.load(Ordering::Relaxed), g) && m.locked_ext.get() == 0 {
         g.switch_to_g0(Switch::LeaveRunM);
-        m = getm().expect("a goroutine runs on an M");
+        m = match getm() {
+            Some(m) => m,
+            None => crate::throw!("lock_os_thread: a goroutine without an M"),
+        };
     }
     let n = m.locked_ext.get();
     if n == u32::MAX {
@@ -98,7 +103,9 @@ pub fn unlock_os_thread() {
     let Some(g) = getg() else {
         return;
     };
-    let m = getm().expect("a goroutine runs on an M");
+    let Some(m) = getm() else {
+        crate::throw!("unlock_os_thread: a goroutine without an M");
+    };
     let n = m.locked_ext.get();
     if n == 0 {
         return;
@@ -270,7 +277,9 @@ pub(crate) fn exit_locked(m: &'static M) -> bool {
 /// (which runs it next); the run M leaves the scheduler.
 pub(crate) fn leave_run_m(m: &'static M, p: &'static super::p::P, gp: &'static G) {
     gp.cas_status(super::g::G_RUNNING, G_RUNNABLE);
-    let _ = super::schedule::runqput(p, gp.into(), true);
-    let p = releasep(m).expect("leave_run_m: P");
+    let _ = super::queue::runqput(p, gp.into(), true);
+    let Some(p) = releasep(m) else {
+        crate::throw!("leave_run_m: the run M holds no P");
+    };
     super::idle::startm(Some(p), false);
 }

@@ -36,7 +36,7 @@ use super::idle::wakep;
 use super::m::{getg, getm, M};
 use super::p::P;
 use super::schedt::SCHED;
-use super::schedule::runqput;
+use super::queue::runqput;
 use super::spawn::Gp;
 use std::sync::atomic::Ordering;
 
@@ -308,7 +308,7 @@ pub(crate) fn put_runnable(
 ) -> bool {
     match p {
         Some(p) => {
-            let (spilled, displaced) = super::schedule::runqput_next(p, gp);
+            let (spilled, displaced) = super::queue::runqput_next(p, gp);
             if displaced {
                 // the runnext swap was a SeqCst RMW: no extra fence needed
                 super::idle::wakep_after_seqcst_put();

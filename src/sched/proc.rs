@@ -189,7 +189,10 @@ fn gfput(p: &'static P, gp: &'static G) {
     if cache.len() >= GFREE_SPILL_AT {
         let mut gl = lock(&SCHED.gfree);
         while cache.len() > GFREE_KEEP {
-            gl.hot.push(cache.pop().expect("non-empty"));
+            let Some(g) = cache.pop() else {
+                crate::throw!("gfput: cache emptied under its owner");
+            };
+            gl.hot.push(g);
         }
     }
 }

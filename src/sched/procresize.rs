@@ -139,7 +139,9 @@ pub(crate) fn retire_idle(l: &mut Locked, p: &'static P) {
 pub(crate) fn retire_held(m: &'static super::m::M, p: &'static P) {
     let mut gs = Vec::new();
     p.runq.drain(&mut gs);
-    let p = super::idle::releasep(m).expect("retire: P");
+    let Some(p) = super::idle::releasep(m) else {
+        crate::throw!("procresize: retiring M holds no P");
+    };
     let mut l = SCHED.lock();
     for &g in gs.iter().rev() {
         // SAFETY: the run queue only holds pointers made by `Gp::raw`.
@@ -158,7 +160,9 @@ fn move_timers(p: &'static P) {
     if p.id == 0 {
         return;
     }
-    let to = SCHED.p(0).expect("P0 exists");
+    let Some(to) = SCHED.p(0) else {
+        crate::throw!("procresize: no P0");
+    };
     for e in p.timers.take_all() {
         to.timers.add(e);
     }

@@ -4,7 +4,7 @@
 use super::g::G;
 use super::m::M;
 use super::p::P;
-use super::spawn::{Gp, Spawn, Task};
+use super::spawn::{Gp, Spawn};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -252,55 +252,5 @@ impl Locked {
         let m = self.midle.pop()?;
         SCHED.nmidle.fetch_sub(1, Ordering::Relaxed);
         Some(m)
-    }
-
-    /// Appends to the global run queue (Go: `globrunqput`).
-    pub(crate) fn globrunqput(&mut self, g: Gp) {
-        self.runq.push_back(g);
-        SCHED
-            .runqsize
-            .store(self.runq.len() as u32, Ordering::SeqCst); // seq_cst; read by spinners' re-check
-    }
-
-    /// Appends a batch taken off a local run queue to the global run queue (Go:
-    /// `globrunqputbatch`).
-    pub(crate) fn globrunqputbatch(&mut self, gs: &[*mut Task]) {
-        // SAFETY: run queues only ever hold pointers made by `Gp::raw`.
-        self.runq
-            .extend(gs.iter().map(|&g| unsafe { Gp::from_raw(g) }));
-        SCHED
-            .runqsize
-            .store(self.runq.len() as u32, Ordering::SeqCst);
-    }
-
-    /// Puts a G at the head of the global run queue (Go: `globrunqputhead`).
-    pub(crate) fn globrunqputhead(&mut self, g: Gp) {
-        self.runq.push_front(g);
-        SCHED
-            .runqsize
-            .store(self.runq.len() as u32, Ordering::SeqCst);
-    }
-
-    /// Takes up to `max` (0 = no limit) Gs from the global queue for a P: Go's
-    /// `globrunqget` sizing, `min(len, len/gomaxprocs + 1, max, half a local queue)`.
-    /// The first is returned to run; the rest are pushed into `out` for the caller to
-    /// put on its local queue after dropping the lock.
-    pub(crate) fn globrunqget(&mut self, max: usize, out: &mut Vec<Gp>) -> Option<Gp> {
-        let len = self.runq.len();
-        if len == 0 {
-            return None;
-        }
-        let procs = SCHED.procs().max(1);
-        let mut n = len.min(len / procs + 1);
-        if max > 0 {
-            n = n.min(max);
-        }
-        n = n.min(super::runq::RUNQ_HALF);
-        let g = self.runq.pop_front();
-        out.extend(self.runq.drain(..n - 1));
-        SCHED
-            .runqsize
-            .store(self.runq.len() as u32, Ordering::SeqCst);
-        g
     }
 }

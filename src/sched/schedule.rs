@@ -1,10 +1,13 @@
-//! One round of scheduling: `schedule`, `find_runnable`, `execute`, work stealing
-//! (Go: proc.go `schedule`, `findRunnable`, `execute`, `stealWork`, `runqput`).
+//! One round of scheduling: `schedule`, `find_runnable`, `execute` and the `mcall`
+//! targets it runs (`park_m`, `gosched_m`, `gopreempt_m`, `goexit0`), work stealing
+//! (Go: proc.go `schedule`, `findRunnable`, `execute`, `stealWork`). The run-queue
+//! operations they use are in `queue.rs`.
 
 use super::g::{Switch, G, G_RUNNABLE, G_RUNNING, G_WAITING};
 use super::idle::{acquirep, handoff_p, releasep, resetspinning, startm, stopm};
 use super::m::M;
 use super::p::P;
+use super::queue::{globrunqget, runqget, runqput};
 use super::runq::RUNQ_CAP;
 use super::schedt::SCHED;
 use super::spawn::Gp;
@@ -16,44 +19,6 @@ use std::time::{Duration, Instant};
 const STEAL_TRIES: usize = 4;
 /// How long a spinning M keeps looking for work before it gives its P back and sleeps.
 const SPIN_FOR: Duration = Duration::from_micros(50);
-
-/// Puts `g` on `p`'s local queue (`next`: in `runnext`), spilling half the queue to the
-/// global queue when full (Go: `runqput` + `runqputslow`); returns whether it spilled.
-/// Caller owns `p`.
-pub(crate) fn runqput(p: &'static P, g: Gp, next: bool) -> bool {
-    p.runq.put(g.raw(), next, &mut |batch| {
-        SCHED.lock().globrunqputbatch(batch)
-    })
-}
-
-/// `runqput(p, g, true)` that also says whether a G was displaced from `runnext` into the
-/// ring: `(spilled, displaced)`. Caller owns `p`.
-pub(crate) fn runqput_next(p: &'static P, g: Gp) -> (bool, bool) {
-    p.runq
-        .put_next(g.raw(), &mut |batch| SCHED.lock().globrunqputbatch(batch))
-}
-
-/// Takes the next entry of `p` (Go: `runqget`). Caller owns `p`.
-pub(crate) fn runqget(p: &'static P) -> Option<(Gp, bool)> {
-    // SAFETY: the queue only holds pointers made by `Gp::raw`.
-    p.runq
-        .get()
-        .map(|(g, inh)| (unsafe { Gp::from_raw(g) }, inh))
-}
-
-/// Takes entries from the global queue for `p` (Go: `globrunqget`), putting extra ones on
-/// the local queue.
-fn globrunqget(p: &'static P, max: usize) -> Option<Gp> {
-    if SCHED.runqsize.load(Ordering::SeqCst) == 0 {
-        return None;
-    }
-    let mut extra = Vec::new();
-    let g = SCHED.lock().globrunqget(max, &mut extra)?;
-    for g2 in extra {
-        let _ = runqput(p, g2, false);
-    }
-    Some(g)
-}
 
 /// The scheduler loop of an M (Go: `schedule`, looping). A worker M never leaves it.
 /// The M of a `run` call passes `until`, and leaves when it returns true (its main

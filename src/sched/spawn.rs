@@ -290,7 +290,10 @@ const _: () = assert!(align_of::<G>() >= 2 && align_of::<Spawn>() >= 2);
 #[inline]
 pub(crate) fn bind(p: &'static P, gp: Gp) -> &'static G {
     match gp.record() {
-        None => gp.g().expect("untagged entry"),
+        None => match gp.g() {
+            Some(g) => g,
+            None => crate::throw!("bind: run-queue entry neither a record nor a G"),
+        },
         Some(s) => start(p, s),
     }
 }
@@ -414,7 +417,10 @@ pub(crate) fn free(p: Option<&'static P>, s: &'static Spawn) {
             if cache.len() >= CACHE_SPILL_AT {
                 let mut gl = lock(&SCHED.spawnfree);
                 while cache.len() > CACHE_KEEP {
-                    gl.push(cache.pop().expect("non-empty"));
+                    let Some(s) = cache.pop() else {
+                        crate::throw!("spawn::free: cache emptied under its owner");
+                    };
+                    gl.push(s);
                 }
             }
         }

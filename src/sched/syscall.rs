@@ -87,7 +87,9 @@ fn exitsyscall(m: &'static M, g: &'static G) {
     let oldp = m.oldp.load(Ordering::Relaxed);
     m.oldp.store(std::ptr::null_mut(), Ordering::Relaxed);
     // SAFETY: Ps are leaked; oldp was set by entersyscall on this M.
-    let oldp = unsafe { oldp.as_ref() }.expect("exitsyscall: no oldp");
+    let Some(oldp) = (unsafe { oldp.as_ref() }) else {
+        crate::throw!("exitsyscall: no oldp");
+    };
     // Fast path: our P was not retaken.
     if oldp
         .status

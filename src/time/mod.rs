@@ -35,7 +35,10 @@ pub(crate) fn add_timer(e: Entry) {
     let when = e.when;
     let p: &'static P = match getm().and_then(|m| m.p()) {
         Some(p) => p,
-        None => SCHED.p(0).expect("runtime started"),
+        None => match SCHED.p(0) {
+            Some(p) => p,
+            None => crate::throw!("addtimer: the runtime has no P0"),
+        },
     };
     p.timers.add(e);
     crate::sched::timers::wake_for_timer(when);
