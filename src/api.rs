@@ -28,7 +28,7 @@ pub struct Goexit;
 /// Goroutine-locals are dropped first, so a finished join implies they are gone.
 pub(crate) fn run_body<T, F: FnOnce() -> T>(f: F) {
     let Some(g) = getg() else {
-        crate::throw!("goroutine body outside a goroutine");
+        crate::throw!("run_body: goroutine body outside a goroutine");
     };
     let r = catch_unwind(AssertUnwindSafe(f));
     if let Err(e) = &r {
@@ -90,6 +90,7 @@ impl<T> JoinHandle<T> {
             }
             None => {
                 if j.register(THREAD_WAITER) {
+                    // acquire; pairs with wake_joiner's release store (sched/join.rs)
                     while j.futex.load(Ordering::Acquire) == 0 {
                         crate::os::futex::wait(&j.futex, 0, None);
                     }

@@ -48,11 +48,13 @@ impl<T: 'static> LocalKey<T> {
     }
 
     fn id(&self) -> usize {
+        // acquire; pairs with the CAS below (only the number is shared: Relaxed would do)
         let id = self.id.load(Ordering::Acquire);
         if id != 0 {
             return id;
         }
         let new = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        // acq_rel; racing first uses pair with each other: one id wins, the others adopt it
         match self
             .id
             .compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire)
@@ -73,7 +75,11 @@ impl<T: 'static> LocalKey<T> {
             with_locals(|v| {
                 v.get(id)
                     .and_then(|b| b.as_ref())
-                    .map(|b| b.downcast_ref::<T>().expect("LocalKey type") as *const T)
+                    .map(|b| match b.downcast_ref::<T>() {
+                        Some(v) => v as *const T,
+                        // ids are unique per key, so the slot holds this key's type
+                        None => crate::throw!("LocalKey::with: slot {id} holds another type"),
+                    })
             })
         };
         let ptr = match get() {
@@ -89,7 +95,10 @@ impl<T: 'static> LocalKey<T> {
                         v[id] = Some(value);
                     }
                 });
-                get().expect("just set")
+                match get() {
+                    Some(p) => p,
+                    None => crate::throw!("LocalKey::with: slot {id} empty right after its init"),
+                }
             }
         };
         // SAFETY: the value is boxed, so it does not move when the vector grows, and it

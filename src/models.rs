@@ -6,6 +6,7 @@
 
 use loom::sync::atomic::{fence, AtomicU32, AtomicUsize};
 use loom::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Release, SeqCst};
 
 /// The park/wake handshake of a blocked goroutine: the waker sets the flag and wakes;
 /// the sleeper waits until the flag is set (gopark + goready, or a thread's futex).
@@ -33,7 +34,6 @@ impl Parker {
         self.cv.notify_one();
     }
 }
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Release, SeqCst};
 
 /// `select` over two channels, each with a sender arriving concurrently
 /// (chan/select.rs `select_impl`, chan/waitq.rs `WaitQ::dequeue`, chan/hchan.rs
@@ -47,7 +47,8 @@ fn select_wakeup_race() {
         let chans: Arc<[Mutex<Vec<usize>>; 2]> = Arc::new([Mutex::new(vec![]), Mutex::new(vec![])]);
         let done = Arc::new(AtomicUsize::new(0)); // Waiter::done
         let woken = Arc::new(Parker::new()); // the park/wake handshake
-                                             // pass 2: enqueue one sudog per case, in lock order
+
+        // pass 2: enqueue one sudog per case, in lock order
         for (case, c) in chans.iter().enumerate() {
             c.lock().unwrap().push(case);
         }
@@ -58,6 +59,8 @@ fn select_wakeup_race() {
                     let mut q = chans[case].lock().unwrap();
                     // WaitQ::dequeue: unlink the first sudog, claim its select by CAS
                     while let Some(c) = q.pop() {
+                        // acq_rel; the winner's release pairs with the select's acquire
+                        // load of `done` after the park
                         if done.compare_exchange(0, c + 1, AcqRel, Acquire).is_ok() {
                             drop(q);
                             woken.unpark(); // WakeToken::wake
@@ -70,7 +73,7 @@ fn select_wakeup_race() {
             .collect();
         // park until woken
         woken.park();
-        let won = done.load(Acquire);
+        let won = done.load(Acquire); // acquire; pairs with the winning sender's CAS
         assert!(won == 1 || won == 2);
         // pass 3: relock every channel, unlink the other sudogs
         for c in chans.iter() {
@@ -106,6 +109,8 @@ fn sema_handoff_no_lost_wakeup() {
         let nwait = Arc::new(AtomicU32::new(0));
         // root lock + queue of waiters (their wake flags and tickets)
         let root: Arc<Mutex<Vec<Arc<(Parker, AtomicU32)>>>> = Arc::new(Mutex::new(vec![]));
+        // sync/sema.rs `cansemacquire`: the load half of each side's Dekker pair (SeqCst
+        // as in the real code; loom checks it as AcqRel, the fences carry the pair)
         let cansemacquire = |c: &AtomicU32| {
             let mut v = c.load(SeqCst);
             loop {
@@ -127,38 +132,44 @@ fn sema_handoff_no_lost_wakeup() {
                 let me = Arc::new((Parker::new(), AtomicU32::new(0))); // (parker, ticket)
                 loop {
                     let mut q = root.lock().unwrap();
+                    // semacquire: count ourselves, fence, re-check (the acquirer's half
+                    // of the Dekker pair; pairs with the releaser's add + fence below)
                     nwait.fetch_add(1, SeqCst);
                     fence(SeqCst);
                     if cansemacquire(&count) {
-                        nwait.fetch_sub(1, SeqCst);
+                        nwait.fetch_sub(1, SeqCst); // under the root lock, as in semacquire
                         return;
                     }
                     q.push(me.clone());
                     drop(q); // gopark's unlock function
                     me.0.park();
+                    // acquire; pairs with the releaser's ticket store
                     if me.1.load(Acquire) != 0 || cansemacquire(&count) {
                         return;
                     }
                 }
             })
         };
-        // releaser, with hand-off
+        // releaser, with hand-off (semrelease): add, fence, read nwait (the releaser's
+        // half of the Dekker pair; pairs with the acquirer's nwait add + fence above)
         count.fetch_add(1, SeqCst);
         fence(SeqCst);
         if nwait.load(SeqCst) != 0 {
             let mut q = root.lock().unwrap();
             if nwait.load(SeqCst) != 0 {
+                // re-read under the root lock, as semrelease does
                 if let Some(w) = q.pop() {
-                    nwait.fetch_sub(1, SeqCst);
+                    nwait.fetch_sub(1, SeqCst); // under the root lock
                     drop(q);
                     if cansemacquire(&count) {
-                        w.1.store(1, Release); // the ticket: the unit is the waiter's
+                        w.1.store(1, Release); // the ticket; pairs with the waiter's acquire
                     }
                     w.0.unpark();
                 }
             }
         }
         acquirer.join().unwrap();
+        // after the join: any ordering would do; SeqCst as the code's other count reads
         assert_eq!(count.load(SeqCst), 0, "one release, one acquire");
     });
 }
@@ -174,6 +185,9 @@ fn retake_vs_exitsyscall() {
     const RUNNING: u32 = 1;
     const SYSCALL: u32 = 2;
     loom::model(|| {
+        // Every status CAS is AcqRel/Acquire as in sched/syscall.rs: the two CASes out of
+        // SYSCALL pair with each other (one modification order: exactly one succeeds),
+        // and the winner's release pairs with the acquire of whoever next takes the P.
         let status = Arc::new(AtomicU32::new(SYSCALL));
         let pidle = Arc::new(Mutex::new(Vec::<u32>::new())); // idle list of P ids
         let sysmon = {
@@ -237,7 +251,9 @@ fn spawn_record_recycled_once() {
     const DEAD: usize = 4;
     loom::model(|| {
         // the record's join state (reset at spawn: HANDLE), whether it was recycled, and
-        // how many times the result was dropped
+        // how many times the result was dropped. Every RMW on `state` is AcqRel as in
+        // sched/join.rs: each pairs with the others (the goroutine's fetch_or with the
+        // handle's fetch_and/CAS), so whoever acts second sees the first one's writes.
         let state = Arc::new(AtomicUsize::new(HANDLE));
         let recycled = Arc::new(AtomicUsize::new(0));
         let dropped = Arc::new(AtomicUsize::new(0));

@@ -81,7 +81,7 @@ fn enter() -> (&'static M, Option<&'static M>) {
     });
     let prev = getm();
     setm(Some(m));
-    SCHED.nrun_active.fetch_add(1, Ordering::SeqCst);
+    SCHED.nrun_active.fetch_add(1, Ordering::SeqCst); // SeqCst: no race to close (checkdead reads it under sched.lock; missing it skips one check); Release would do
     m.record_tid();
     crate::os::signal::minit();
     if let Some(p) = SCHED.lock().pidleget() {
@@ -138,11 +138,11 @@ fn wait_main<T>(
     if !handle.is_finished() {
         // about to wait: this M counts as idle for deadlock detection
         let l = SCHED.lock();
-        SCHED.nrun_waiting.fetch_add(1, Ordering::SeqCst);
+        SCHED.nrun_waiting.fetch_add(1, Ordering::SeqCst); // SeqCst: no race to close (under sched.lock, as checkdead is)
         crate::sched::checkdead::checkdead(&l);
         drop(l);
     } else {
-        SCHED.nrun_waiting.fetch_add(1, Ordering::SeqCst);
+        SCHED.nrun_waiting.fetch_add(1, Ordering::SeqCst); // SeqCst: no StoreLoad pair (main is done: goexit0's nrun_finishing counts us); Release would do
     }
     // for traces: this M sleeps until its main goroutine is done
     m.blocked.store(true, Ordering::Relaxed);
@@ -151,8 +151,8 @@ fn wait_main<T>(
     // the main G was kept for us (goexit0): nobody refers to it any more
     m.run_main.store(std::ptr::null_mut(), Ordering::Relaxed);
     crate::sched::proc::free_g(g);
-    SCHED.nrun_waiting.fetch_sub(1, Ordering::SeqCst);
-    SCHED.nrun_finishing.fetch_sub(1, Ordering::SeqCst);
-    SCHED.nrun_active.fetch_sub(1, Ordering::SeqCst);
+    SCHED.nrun_waiting.fetch_sub(1, Ordering::SeqCst); // SeqCst: drops before nrun_finishing; pairs with checkdead, which must read finishing first
+    SCHED.nrun_finishing.fetch_sub(1, Ordering::SeqCst); // SeqCst: after nrun_waiting's drop (a reader seeing this sees that); Release would do
+    SCHED.nrun_active.fetch_sub(1, Ordering::SeqCst); // SeqCst: no StoreLoad pair (checkdead runs under sched.lock); Release would do
     r
 }

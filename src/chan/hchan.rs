@@ -131,7 +131,9 @@ impl<T> Chan<T> {
         if let Some(t) = unsafe { inner.sendq.dequeue() } {
             // SAFETY: a dequeued sender's slot and waiter stay valid until we wake it.
             unsafe {
-                let theirs = (*t.elem).take().expect("blocked sender without a value");
+                let Some(theirs) = (*t.elem).take() else {
+                    crate::throw!("try_recv_locked: blocked sender without a value");
+                };
                 (*t.sg).success = true;
                 let v = match inner.buf.pop_front() {
                     // the buffer is full: take its head, their value goes to the tail
@@ -190,11 +192,11 @@ impl<T> Chan<T> {
         unsafe { self.inner().sendq.enqueue(&mut b.sg) };
         waiter.block(WaitReason::ChanSend, &mut || self.lock.unlock());
         if b.sg.success {
-            Ok(())
-        } else {
-            Err(SendFail::Disconnected(
-                b.slot.take().expect("value returned on close"),
-            ))
+            return Ok(());
+        }
+        match b.slot.take() {
+            Some(v) => Err(SendFail::Disconnected(v)),
+            None => crate::throw!("send_block: woken by close without its value"),
         }
     }
 
@@ -232,10 +234,12 @@ impl<T> Chan<T> {
         // SAFETY: as in send_block.
         unsafe { self.inner().recvq.enqueue(&mut b.sg) };
         waiter.block(WaitReason::ChanReceive, &mut || self.lock.unlock());
-        if b.sg.success {
-            Ok(b.slot.take().expect("woken receiver without a value"))
-        } else {
-            Err(RecvFail::Disconnected)
+        if !b.sg.success {
+            return Err(RecvFail::Disconnected);
+        }
+        match b.slot.take() {
+            Some(v) => Ok(v),
+            None => crate::throw!("recv_block: woken with success but no value"),
         }
     }
 

@@ -275,9 +275,10 @@ impl<T> Sender<T> {
             Some(0) => send
                 .into_result()
                 .map_err(|SendError(v)| SendTimeoutError::Disconnected(v)),
-            _ => Err(SendTimeoutError::Timeout(
-                send.take_value().expect("unsent value"),
-            )),
+            _ => match send.take_value() {
+                Some(v) => Err(SendTimeoutError::Timeout(v)),
+                None => crate::throw!("send_timeout: the send case lost but its value is gone"),
+            },
         }
     }
 
@@ -387,6 +388,8 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        // acq_rel; the drops pair with each other (as Arc's count does), so the last one
+        // closes after every other sender's last use
         if self.chan.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.chan.close();
         }
@@ -395,6 +398,7 @@ impl<T> Drop for Sender<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        // acq_rel; as in Sender::drop, for the last receiver
         if self.chan.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.chan.receivers_gone();
         }

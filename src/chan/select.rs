@@ -23,7 +23,7 @@ use super::hchan::{RecvFail, SendFail};
 pub use super::waitq::WakeToken;
 use super::waitq::{Sudog, Waiter};
 use super::{Receiver, RecvError, SendError, Sender};
-use crate::sched::g::WaitReason;
+use crate::sched::g::{WaitReason, G};
 use std::cell::Cell;
 
 /// One arm of a `select!`, type-erased. Implementation detail of the macro.
@@ -69,7 +69,10 @@ impl<'a, T> RecvCase<'a, T> {
 
     /// The outcome (after `select_impl` picked this case).
     pub fn into_result(&mut self) -> Result<T, RecvError> {
-        self.result.take().expect("select: case outcome missing")
+        match self.result.take() {
+            Some(r) => r,
+            None => crate::throw!("RecvCase::into_result: the chosen case has no outcome"),
+        }
     }
 }
 
@@ -143,7 +146,10 @@ impl<'a, T> SendCase<'a, T> {
 
     /// The outcome (after `select_impl` picked this case).
     pub fn into_result(&mut self) -> Result<(), SendError<T>> {
-        self.result.take().expect("select: case outcome missing")
+        match self.result.take() {
+            Some(r) => r,
+            None => crate::throw!("SendCase::into_result: the chosen case has no outcome"),
+        }
     }
 
     /// The value, if this case did not send it (another case won).
@@ -163,7 +169,9 @@ impl<T> Case for SendCase<'_, T> {
         self.tx.chan().lock.unlock();
     }
     fn try_now(&mut self) -> Option<Option<WakeToken>> {
-        let v = self.slot.take().expect("select: send value missing");
+        let Some(v) = self.slot.take() else {
+            crate::throw!("SendCase::try_now: the value to send is gone");
+        };
         // SAFETY: select_impl holds the lock.
         match unsafe { self.tx.chan().try_send_locked(v) } {
             Ok(w) => {
@@ -199,9 +207,10 @@ impl<T> Case for SendCase<'_, T> {
         self.result = Some(if ok {
             Ok(())
         } else {
-            Err(SendError(
-                self.slot.take().expect("value returned on close"),
-            ))
+            match self.slot.take() {
+                Some(v) => Err(SendError(v)),
+                None => crate::throw!("SendCase::woken: woken by close without its value"),
+            }
         });
     }
 }
@@ -256,7 +265,8 @@ fn unlock_all(cases: &[&mut dyn Case], order: &[usize]) {
 
 /// Runs a select over `cases`. Returns the index of the case that completed, or `None`
 /// if `block` is false and none was ready (the `default` arm). With no cases and
-/// `block`, waits forever (Go's `select {}`).
+/// `block`, waits forever (Go's `select {}`). The steps are the module docs' (Go:
+/// select.go `selectgo`).
 #[doc(hidden)]
 pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
     let n = cases.len();
@@ -270,8 +280,7 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
     // runtime entry, like a channel operation
     let me = crate::sched::m::getg();
     crate::sched::park::preempt_point_g(me);
-    // poll order: a random permutation (Fisher-Yates); lock order: by channel address.
-    // Up to 8 cases live on the stack (no allocation per select).
+    // Up to 8 cases keep their orders on the stack (no allocation per select).
     let mut poll_buf = [0usize; 8];
     let mut order_buf = [0usize; 8];
     let (mut poll_vec, mut order_vec);
@@ -282,42 +291,79 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         order_vec = vec![0; n];
         (&mut poll_vec[..], &mut order_vec[..])
     };
-    for (i, p) in poll.iter_mut().enumerate() {
-        *p = i;
-    }
-    for i in (1..n).rev() {
-        let j = (fastrand() % (i as u64 + 1)) as usize;
-        poll.swap(i, j);
-    }
+    shuffle_poll_order(poll);
     if block {
-        // Fast pass for a blocking select: take the first case, in poll order, that is
-        // ready when looked at under its own lock. Any such case is a valid choice (it
-        // was ready at that instant), random poll order keeps the choice uniform among
-        // cases that stay ready, and it needs one lock instead of all of them. (A select
-        // with `default` must not do this: it may only take `default` if no case was
-        // ready at one instant, which needs all locks at once: TestNonblockSelectRace.)
-        for &i in poll.iter() {
-            cases[i].lock();
-            let r = cases[i].try_now();
-            cases[i].unlock();
-            if let Some(w) = r {
-                if let Some(w) = w {
-                    w.wake_by(me); // try_now dequeued its sudog: we alone wake it
-                }
-                return Some(i);
-            }
+        if let Some(i) = fast_pass(cases, poll, me) {
+            return Some(i);
         }
     }
-    // Start the lock order from the poll order and sort stably, so that cases on the
-    // same channel are enqueued in random order too (Go: "start with the pollorder to
-    // permute cases on the same channel"); otherwise a later partner always takes the
-    // first such arm.
-    order.copy_from_slice(poll);
-    order.sort_by_key(|&i| cases[i].chan_addr());
+    sort_lock_order(cases, poll, order);
     let (poll, order) = (&*poll, &*order);
 
     lock_all(cases, order);
-    // pass 1: the first ready case in poll order
+    if let Some(i) = pass1(cases, poll, order, me) {
+        return Some(i);
+    }
+    if !block {
+        unlock_all(cases, order);
+        return None;
+    }
+    Some(park_on_all(cases, order, me))
+}
+
+/// Step 1, poll order: a uniformly random permutation of the case indices (Fisher-Yates).
+#[inline]
+fn shuffle_poll_order(poll: &mut [usize]) {
+    for (i, p) in poll.iter_mut().enumerate() {
+        *p = i;
+    }
+    for i in (1..poll.len()).rev() {
+        let j = (fastrand() % (i as u64 + 1)) as usize;
+        poll.swap(i, j);
+    }
+}
+
+/// The fast pass of a blocking select: completes the first case, in poll order, that is
+/// ready when looked at under its own lock. Any such case is a valid choice (it was ready
+/// at that instant), the random poll order keeps the choice uniform among cases that stay
+/// ready, and it takes one lock instead of all of them. A select with `default` must not
+/// use it: it may take `default` only if no case was ready at one instant, which needs
+/// every lock at once (TestNonblockSelectRace).
+#[inline]
+fn fast_pass(cases: &mut [&mut dyn Case], poll: &[usize], me: Option<&'static G>) -> Option<usize> {
+    for &i in poll {
+        cases[i].lock();
+        let r = cases[i].try_now();
+        cases[i].unlock();
+        if let Some(w) = r {
+            if let Some(w) = w {
+                w.wake_by(me); // try_now dequeued its sudog: we alone wake it
+            }
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// Step 1, lock order: the cases by channel address. It starts from the poll order and
+/// the sort is stable, so arms on the same channel are queued in random order as well
+/// (Go: select.go `selectgo` builds its lock order the same way); a sort from index order
+/// would let a later partner always take the first such arm.
+#[inline]
+fn sort_lock_order(cases: &[&mut dyn Case], poll: &[usize], order: &mut [usize]) {
+    order.copy_from_slice(poll);
+    order.sort_by_key(|&i| cases[i].chan_addr());
+}
+
+/// Pass 1, with every channel locked: completes the first ready case in poll order,
+/// unlocks and returns it; `None` (still locked) if no case is ready.
+#[inline]
+fn pass1(
+    cases: &mut [&mut dyn Case],
+    poll: &[usize],
+    order: &[usize],
+    me: Option<&'static G>,
+) -> Option<usize> {
     for &i in poll {
         if let Some(w) = cases[i].try_now() {
             unlock_all(cases, order);
@@ -327,11 +373,14 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
             return Some(i);
         }
     }
-    if !block {
-        unlock_all(cases, order);
-        return None;
-    }
-    // pass 2: enqueue on every channel and park
+    None
+}
+
+/// Passes 2 and 3, entered with every channel locked and no case ready: queues a sudog
+/// per case, parks until a partner claims one, then unlinks the others. Returns the
+/// winning case.
+fn park_on_all(cases: &mut [&mut dyn Case], order: &[usize], me: Option<&'static G>) -> usize {
+    // pass 2: enqueue on every channel and park; the unlock function releases them
     let waiter = Waiter::of(me, true);
     let wp: *const Waiter = &waiter;
     for &i in order {
@@ -342,6 +391,7 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         waiter.block(WaitReason::Select, &mut || unlock_all(cases_ref, order));
     }
     // pass 3: the winner was unlinked by its waker; unlink the others
+    // acquire; pairs with the winning waker's AcqRel CAS in WaitQ::dequeue
     let won = waiter.done.load(std::sync::atomic::Ordering::Acquire);
     if won == 0 {
         crate::throw!("selectgo: woken without a winning case");
@@ -352,7 +402,7 @@ pub fn select_impl(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
     }
     unlock_all(cases, order);
     cases[won - 1].woken();
-    Some(won - 1)
+    won - 1
 }
 
 /// `select {}`: park forever (Go: `block`, wait reason "select (no cases)").
@@ -537,10 +587,10 @@ macro_rules! __select_default {
         false
     };
     (@body []) => {
-        unreachable!("select: no case chosen")
+        $crate::throw!("select!: a blocking select returned without a case")
     };
     (@body [@timeout]) => {
-        unreachable!("select: no case chosen")
+        $crate::throw!("select!: a blocking select returned without a case")
     };
     (@body [$body:block]) => {
         $body

@@ -51,6 +51,7 @@ impl Waiter {
             }
             None => {
                 unlock();
+                // acquire; pairs with the release store in WakeToken::wake_by
                 while self.futex.load(Ordering::Acquire) == 0 {
                     crate::os::futex::wait(&self.futex, 0, None);
                 }
@@ -87,7 +88,7 @@ impl WakeToken {
                 // stack stays mapped, so the futex wake by address after the store is
                 // harmless even if the waiter already returned.
                 let futex = unsafe { &*self.futex };
-                futex.store(1, Ordering::Release); // release; pairs with the acquire in block
+                futex.store(1, Ordering::Release); // release; pairs with the acquire in Waiter::block
                 crate::os::futex::wake(futex, 1);
             }
         }
@@ -288,6 +289,9 @@ impl<T> WaitQ<T> {
             // SAFETY: linked sudogs are valid (contract), and so are their waiters.
             unsafe {
                 self.unlink(sg);
+                // acq_rel; claims the select: the CASes of its cases' wakers pair with each
+                // other (one modification order, one winner), and the winner's release pairs
+                // with the acquire load of `done` in select_impl after the park
                 if h.is_select
                     && (*h.waiter)
                         .done

@@ -70,34 +70,10 @@ pub(crate) fn schedtrace(detailed: bool, fatal: bool) -> String {
     let procs = SCHED.procs();
     let user = SCHED.user_procs();
     let mut out = String::new();
-    let _ = write!(
-        out,
-        "SCHED {ms}ms: gomaxprocs={user} idleprocs={} threads={} spinningthreads={} \
-         idlethreads={} runqueue={}",
-        SCHED.npidle.load(Ordering::Relaxed),
-        SCHED.mcount.load(Ordering::Relaxed).max(0) + SCHED.nsys.load(Ordering::Relaxed).max(0),
-        SCHED.nmspinning.load(Ordering::Relaxed),
-        SCHED.nmidle.load(Ordering::Relaxed),
-        SCHED.runqsize.load(Ordering::Relaxed),
-    );
-    let mut extra = String::new();
-    let unstarted = crate::sched::spawn::queued();
-    if unstarted > 0 {
-        let _ = write!(extra, " unstarted={unstarted}");
-    }
-    if procs > user {
-        let _ = write!(extra, " reliefprocs={}", procs - user);
-    }
+    write_summary(&mut out, ms, user);
+    let extra = gort_extras(procs, user);
     if !detailed {
-        out.push_str(" [");
-        for i in 0..procs {
-            if i > 0 {
-                out.push(' ');
-            }
-            let n = SCHED.p(i).map_or(0, |p| p.runq.len());
-            let _ = write!(out, "{n}");
-        }
-        out.push(']');
+        write_queue_lengths(&mut out, procs);
         out.push_str(&extra);
         out.push('\n');
         return out;
@@ -108,6 +84,56 @@ pub(crate) fn schedtrace(detailed: bool, fatal: bool) -> String {
         SCHED.nmidlelocked.load(Ordering::Relaxed),
         u8::from(crate::sched::sysmon::waiting()),
     );
+    write_ps(&mut out, procs, fatal);
+    write_ms(&mut out, fatal);
+    write_gs(&mut out, fatal);
+    write_unstarted(&mut out);
+    out
+}
+
+/// Go's fields of the first line, up to `runqueue=`.
+fn write_summary(out: &mut String, ms: u128, user: usize) {
+    let _ = write!(
+        out,
+        "SCHED {ms}ms: gomaxprocs={user} idleprocs={} threads={} spinningthreads={} \
+         idlethreads={} runqueue={}",
+        SCHED.npidle.load(Ordering::Relaxed),
+        SCHED.mcount.load(Ordering::Relaxed).max(0) + SCHED.nsys.load(Ordering::Relaxed).max(0),
+        SCHED.nmspinning.load(Ordering::Relaxed),
+        SCHED.nmidle.load(Ordering::Relaxed),
+        SCHED.runqsize.load(Ordering::Relaxed),
+    );
+}
+
+/// gort's fields, appended after Go's (` unstarted=N reliefprocs=N`, each only if not
+/// zero).
+fn gort_extras(procs: usize, user: usize) -> String {
+    let mut extra = String::new();
+    let unstarted = crate::sched::spawn::queued();
+    if unstarted > 0 {
+        let _ = write!(extra, " unstarted={unstarted}");
+    }
+    if procs > user {
+        let _ = write!(extra, " reliefprocs={}", procs - user);
+    }
+    extra
+}
+
+/// The summary's ` [n0 n1 ...]`: each P's local run queue length.
+fn write_queue_lengths(out: &mut String, procs: usize) {
+    out.push_str(" [");
+    for i in 0..procs {
+        if i > 0 {
+            out.push(' ');
+        }
+        let n = SCHED.p(i).map_or(0, |p| p.runq.len());
+        let _ = write!(out, "{n}");
+    }
+    out.push(']');
+}
+
+/// One `  P<id>: ...` line per P.
+fn write_ps(out: &mut String, procs: usize, fatal: bool) {
     for p in (0..procs).filter_map(|i| SCHED.p(i)) {
         let timers = if fatal {
             p.timers
@@ -128,51 +154,60 @@ pub(crate) fn schedtrace(detailed: bool, fatal: bool) -> String {
             timers,
         );
     }
-    // copies of the lists, formatted after their locks are released
-    let ms: Option<Vec<&'static M>> = lock_for(&SCHED.allm, fatal).map(|l| l.clone());
-    match ms {
-        Some(ms) => {
-            for m in ms.iter().rev().filter(|m| !m.dead.load(Ordering::Relaxed)) {
-                let p = m.p.load(Ordering::Relaxed).cast_const();
-                // SAFETY: Ps are never freed.
-                let pid = unsafe { p.as_ref() }.map_or(-1, |p| i64::from(p.id));
-                let _ = writeln!(
-                    out,
-                    "  M{}: p={} curg={} spinning={} blocked={} lockedg={}",
-                    m.id,
-                    pid,
-                    g_id(m.curg.load(Ordering::Relaxed)),
-                    m.spinning.load(Ordering::Relaxed),
-                    m.blocked.load(Ordering::Relaxed),
-                    g_id(m.lockedg.load(Ordering::Relaxed)),
-                );
-            }
-        }
-        None => out.push_str("  (Ms not listed: allm is locked)\n"),
+}
+
+/// One `  M<id>: ...` line per live M, newest first (a copy of `allm`, formatted after
+/// its lock is released).
+fn write_ms(out: &mut String, fatal: bool) {
+    let Some(ms) = lock_for(&SCHED.allm, fatal).map(|l| l.clone()) else {
+        out.push_str("  (Ms not listed: allm is locked)\n");
+        return;
+    };
+    for m in ms.iter().rev().filter(|m| !m.dead.load(Ordering::Relaxed)) {
+        let p = m.p.load(Ordering::Relaxed).cast_const();
+        // SAFETY: Ps are never freed.
+        let pid = unsafe { p.as_ref() }.map_or(-1, |p| i64::from(p.id));
+        let _ = writeln!(
+            out,
+            "  M{}: p={} curg={} spinning={} blocked={} lockedg={}",
+            m.id,
+            pid,
+            g_id(m.curg.load(Ordering::Relaxed)),
+            m.spinning.load(Ordering::Relaxed),
+            m.blocked.load(Ordering::Relaxed),
+            g_id(m.lockedg.load(Ordering::Relaxed)),
+        );
     }
-    let gs: Option<Vec<&'static G>> = lock_for(&SCHED.allgs, fatal).map(|l| l.clone());
-    match gs {
-        Some(gs) => {
-            for g in gs.iter() {
-                let st = g.status();
-                let why = if st == G_DEAD {
-                    ""
-                } else {
-                    g.waitreason().as_str()
-                };
-                let _ = writeln!(
-                    out,
-                    "  G{}: status={}({}) m={} lockedm={}",
-                    g.goid.load(Ordering::Relaxed),
-                    st,
-                    why,
-                    m_id(g.m.load(Ordering::Relaxed)),
-                    m_id(g.lockedm.load(Ordering::Relaxed)),
-                );
-            }
-        }
-        None => out.push_str("  (goroutines not listed: allgs is locked)\n"),
+}
+
+/// One `  G<id>: ...` line per goroutine in `allgs` (a copy, formatted after its lock is
+/// released).
+fn write_gs(out: &mut String, fatal: bool) {
+    let Some(gs) = lock_for(&SCHED.allgs, fatal).map(|l| l.clone()) else {
+        out.push_str("  (goroutines not listed: allgs is locked)\n");
+        return;
+    };
+    for g in gs.iter() {
+        let st = g.status();
+        let why = if st == G_DEAD {
+            ""
+        } else {
+            g.waitreason().as_str()
+        };
+        let _ = writeln!(
+            out,
+            "  G{}: status={}({}) m={} lockedm={}",
+            g.goid.load(Ordering::Relaxed),
+            st,
+            why,
+            m_id(g.m.load(Ordering::Relaxed)),
+            m_id(g.lockedm.load(Ordering::Relaxed)),
+        );
     }
+}
+
+/// One `  G<id>: status=1() ...` line per goroutine queued as a spawn record, not started.
+fn write_unstarted(out: &mut String) {
     match crate::sched::spawn::unstarted() {
         Some(recs) => {
             for s in recs {
@@ -181,7 +216,6 @@ pub(crate) fn schedtrace(detailed: bool, fatal: bool) -> String {
         }
         None => out.push_str("  (unstarted goroutines not listed: their list is locked)\n"),
     }
-    out
 }
 
 /// Sysmon's part: prints a trace when `GORT_DEBUG=schedtrace=MS` is on and MS have passed

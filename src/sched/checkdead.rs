@@ -29,12 +29,20 @@ pub(crate) fn checkdead(l: &Locked) {
         return;
     }
     let ms = SCHED.nworkers.load(Ordering::SeqCst) + SCHED.nrun_active.load(Ordering::SeqCst);
+    // nrun_finishing before nrun_waiting: `run` drops waiting, then finishing. Read the
+    // other way round, a check could count a returning run as waiting (old value) and not
+    // as finishing (new value), and report a deadlock while that run's own thread goes on
+    // running the program. In this order, seeing finishing dropped means seeing waiting
+    // dropped too (both SeqCst), and the run still counts in `ms`: no report.
+    if SCHED.nrun_finishing.load(Ordering::SeqCst) > 0 {
+        return;
+    }
     // The timer M is not counted as idle: while it exists timers are pending, and while
     // it fires them they are no longer pending but their goroutines not yet runnable.
     let idle = SCHED.nmidle.load(Ordering::SeqCst) as i64
         + SCHED.nrun_waiting.load(Ordering::SeqCst)
         + SCHED.nmidlelocked.load(Ordering::SeqCst);
-    if ms - idle > 0 || SCHED.nrun_finishing.load(Ordering::SeqCst) > 0 {
+    if ms - idle > 0 {
         return;
     }
     if crate::sched::timers::timers_pending() || !l.runq.is_empty() {

@@ -31,11 +31,14 @@ impl CvWaiter {
     /// Moves the waiter from WAITING/PARKED to `to`; returns the previous state, or
     /// `None` if it was already claimed. Readies it if it was parked.
     fn claim(&self, to: u32) -> Option<u32> {
-        let mut s = self.state.load(Ordering::Acquire);
+        let mut s = self.state.load(Ordering::Acquire); // acquire; as the CAS below
         loop {
             if s != WAITING && s != PARKED {
                 return None;
             }
+            // acq_rel; notifiers, the timeout and the waiter's own WAITING -> PARKED CAS
+            // pair with each other on this word: exactly one claim wins, and the waiter's
+            // acquire loads in wait_inner see the winner's state
             match self
                 .state
                 .compare_exchange(s, to, Ordering::AcqRel, Ordering::Acquire)
@@ -157,6 +160,8 @@ impl Condvar {
         }
         match w.g {
             Some(_) => {
+                // gopark's commit: park only if nobody claimed us yet; acq_rel, pairs with
+                // claim's CAS (if a claim came first, the park is cancelled)
                 let mut park = || {
                     w.state
                         .compare_exchange(WAITING, PARKED, Ordering::AcqRel, Ordering::Acquire)
@@ -166,6 +171,7 @@ impl Condvar {
             }
             None => {
                 let deadline = timeout.map(|d| std::time::Instant::now() + d);
+                // acquire; pairs with claim's CAS (the notifier or our own timeout claim)
                 while w.state.load(Ordering::Acquire) == WAITING {
                     let left =
                         deadline.map(|t| t.saturating_duration_since(std::time::Instant::now()));
@@ -177,7 +183,7 @@ impl Condvar {
                 }
             }
         }
-        let timed_out = w.state.load(Ordering::Acquire) == TIMED_OUT;
+        let timed_out = w.state.load(Ordering::Acquire) == TIMED_OUT; // acquire; pairs with claim's CAS
         if timed_out {
             self.lock.lock();
             // SAFETY: lock held.

@@ -43,7 +43,7 @@ impl RawMutex {
             return false;
         }
         self.state
-            .compare_exchange(old, old | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(old, old | LOCKED, Ordering::Acquire, Ordering::Relaxed) // acquire; pairs with unlock's release
             .is_ok()
     }
 
@@ -60,6 +60,11 @@ impl RawMutex {
         self.lock_slow();
     }
 
+    /// Slow path of `lock` (Go: sync/mutex.go `lockSlow`). Each round either spins (the
+    /// holder runs and may let go soon), or CASes in the next state from `next_state`:
+    /// that takes the lock if it was free, else counts us as a waiter and we sleep on
+    /// `sema`. A sleeper woken in starvation mode owns the lock already (`take_handoff`);
+    /// one woken in normal mode competes again, flagged as `awoke`.
     #[cold]
     fn lock_slow(&self) {
         crate::preempt_point();
@@ -69,71 +74,35 @@ impl RawMutex {
         let mut iter = 0u32;
         let mut old = self.state.load(Ordering::Relaxed);
         loop {
-            // Don't spin in starvation mode: ownership is handed off to waiters.
+            // Spin only while the lock is held in normal mode: when starving, the unlocker
+            // hands the lock to the queue's head, so spinning could never get it.
             if old & (LOCKED | STARVING) == LOCKED && can_spin(iter) {
-                // Tell unlock not to wake other blocked goroutines: we are awake.
-                if !awoke
-                    && old & WOKEN == 0
-                    && old >> WAITER_SHIFT != 0
-                    && self
-                        .state
-                        .compare_exchange(old, old | WOKEN, Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    awoke = true;
-                }
+                awoke = awoke || self.claim_woken(old);
                 // wait without touching the state's line (see os::lock::backoff)
                 crate::os::lock::backoff(iter);
                 iter += 1;
                 old = self.state.load(Ordering::Relaxed);
                 continue;
             }
-            let mut new = old;
-            // Don't try to acquire a starving mutex: new arrivals must queue.
-            if old & STARVING == 0 {
-                new |= LOCKED;
-            }
-            if old & (LOCKED | STARVING) != 0 {
-                new += 1 << WAITER_SHIFT;
-            }
-            // Switch to starvation mode, if the mutex is still locked.
-            if starving && old & LOCKED != 0 {
-                new |= STARVING;
-            }
-            if awoke {
-                if new & WOKEN == 0 {
-                    crate::throw!("sync: inconsistent mutex state");
-                }
-                new &= !WOKEN;
-            }
+            let new = next_state(old, starving, awoke);
+            // acquire; pairs with unlock's release (when this CAS takes the lock)
             match self
                 .state
                 .compare_exchange(old, new, Ordering::Acquire, Ordering::Relaxed)
             {
+                Ok(_) if old & (LOCKED | STARVING) == 0 => return, // locked with the CAS
                 Ok(_) => {
-                    if old & (LOCKED | STARVING) == 0 {
-                        return; // locked with the CAS
-                    }
-                    // Waited before: queue at the front.
+                    // Counted as a waiter: sleep. A waiter coming back goes to the front.
                     let lifo = wait_start != 0;
                     if wait_start == 0 {
                         wait_start = nanotime();
                     }
                     semacquire(&self.sema, lifo, WaitReason::Semacquire);
                     starving = starving || nanotime() - wait_start > STARVATION_NS;
+                    // acquire; pairs with the release of the unlock that woke us
                     old = self.state.load(Ordering::Acquire);
                     if old & STARVING != 0 {
-                        // Handed off to us: fix up the state.
-                        if old & (LOCKED | WOKEN) != 0 || old >> WAITER_SHIFT == 0 {
-                            crate::throw!("sync: inconsistent mutex state");
-                        }
-                        let mut delta = LOCKED - (1 << WAITER_SHIFT);
-                        if !starving || old >> WAITER_SHIFT == 1 {
-                            // Exit starvation mode (Go: it would be inefficient to stay
-                            // in it with the last waiter).
-                            delta -= STARVING;
-                        }
-                        self.state.fetch_add(delta, Ordering::Acquire);
+                        self.take_handoff(old, starving);
                         return;
                     }
                     awoke = true;
@@ -142,6 +111,36 @@ impl RawMutex {
                 Err(cur) => old = cur,
             }
         }
+    }
+
+    /// While spinning: sets WOKEN if there are sleepers and nobody else is awake, so that
+    /// `unlock` leaves them asleep (we will take the lock). Returns whether we set it.
+    #[inline]
+    fn claim_woken(&self, old: i32) -> bool {
+        old & WOKEN == 0
+            && old >> WAITER_SHIFT != 0
+            && self
+                .state
+                .compare_exchange(old, old | WOKEN, Ordering::Relaxed, Ordering::Relaxed) // relaxed: a hint to unlock, publishes no data
+                .is_ok()
+    }
+
+    /// A waiter woken in starvation mode: the unlocker handed the lock over without
+    /// setting LOCKED, and still counts us as a waiter. Set LOCKED, drop our count, and
+    /// leave starvation mode if we did not wait long or were the last waiter (staying in
+    /// it would hand the lock back and forth between two goroutines, each round a
+    /// sleep and a wake-up; Go: sync/mutex.go `lockSlow`).
+    #[inline]
+    fn take_handoff(&self, old: i32, starving: bool) {
+        if old & (LOCKED | WOKEN) != 0 || old >> WAITER_SHIFT == 0 {
+            crate::throw!("take_handoff: inconsistent mutex state {old:#x}");
+        }
+        let mut delta = LOCKED - (1 << WAITER_SHIFT);
+        if !starving || old >> WAITER_SHIFT == 1 {
+            delta -= STARVING;
+        }
+        // acquire; pairs with the release of the unlock that handed the lock over
+        self.state.fetch_add(delta, Ordering::Acquire);
     }
 
     /// Releases the lock. Go's `fatal error: sync: unlock of unlocked mutex` if it was
@@ -162,11 +161,16 @@ impl RawMutex {
         if new & STARVING == 0 {
             let mut old = new;
             loop {
-                // No waiters, or someone is already woken or took the lock: done.
+                // Nobody to wake: no sleepers, or one is awake already (spinning, or woken
+                // and not yet back), or the lock was taken again (its holder's unlock will
+                // wake), or it went starving after our unlock (hand-offs wake from then on).
                 if old >> WAITER_SHIFT == 0 || old & (LOCKED | WOKEN | STARVING) != 0 {
                     return;
                 }
+                // Take the right to wake one sleeper: one waiter fewer, WOKEN set.
                 let new = (old - (1 << WAITER_SHIFT)) | WOKEN;
+                // release; continues the release sequence of unlock's fetch_sub (which
+                // published the data), read by lock_slow's acquire CAS
                 match self
                     .state
                     .compare_exchange(old, new, Ordering::Release, Ordering::Relaxed)
@@ -179,10 +183,37 @@ impl RawMutex {
                 }
             }
         } else {
-            // Starvation mode: hand the lock to the next waiter and yield to it.
+            // Starvation mode: the lock goes to the first sleeper as is (LOCKED clear, but
+            // STARVING keeps newcomers out; it sets LOCKED in take_handoff), and the
+            // hand-off makes it run next.
             semrelease(&self.sema, true);
         }
     }
+}
+
+/// The state `lock_slow` tries to install over `old`: LOCKED if not starving (a
+/// starving lock belongs to the queue, newcomers wait behind it), one more waiter if it
+/// stays held, STARVING if we starved and it is still held (unlock expects waiters in a
+/// starving lock), and our WOKEN flag cleared if we set it or were woken.
+#[inline]
+fn next_state(old: i32, starving: bool, awoke: bool) -> i32 {
+    let mut new = old;
+    if old & STARVING == 0 {
+        new |= LOCKED;
+    }
+    if old & (LOCKED | STARVING) != 0 {
+        new += 1 << WAITER_SHIFT;
+    }
+    if starving && old & LOCKED != 0 {
+        new |= STARVING;
+    }
+    if awoke {
+        if new & WOKEN == 0 {
+            crate::throw!("next_state: inconsistent mutex state {old:#x}: woken without WOKEN");
+        }
+        new &= !WOKEN;
+    }
+    new
 }
 
 /// Go: `sync_runtime_canSpin`: spin only on a multicore machine, a few times, when

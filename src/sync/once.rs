@@ -40,6 +40,7 @@ impl Once {
     /// Runs `f` if no call has run yet; otherwise waits for that call to finish. If `f`
     /// panics, the `Once` counts as done (as in Go).
     pub fn call_once(&self, f: impl FnOnce()) {
+        // acquire; pairs with the release store in Unlock::drop (f's effects are visible)
         if self.done.load(Ordering::Acquire) {
             return;
         }
@@ -47,11 +48,12 @@ impl Once {
         struct Unlock<'a>(&'a Once);
         impl Drop for Unlock<'_> {
             fn drop(&mut self) {
-                self.0.done.store(true, Ordering::Release);
+                self.0.done.store(true, Ordering::Release); // release; pairs with the acquire loads of `done`
                 self.0.m.unlock();
             }
         }
         let guard = Unlock(self);
+        // relaxed: under `m`, whose lock orders this after the store of a call that ran
         if !self.done.load(Ordering::Relaxed) {
             f();
         }
@@ -60,7 +62,7 @@ impl Once {
 
     /// Whether a call has completed.
     pub fn is_completed(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.done.load(Ordering::Acquire) // acquire; pairs with the release store in call_once
     }
 }
 

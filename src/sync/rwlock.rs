@@ -77,8 +77,9 @@ impl<T> RwLock<T> {
 impl<T: ?Sized> RwLock<T> {
     /// Locks for reading (Go: `RLock`).
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        // acquire; pairs with write_unlock's release (the last writer's data)
         if self.reader_count.fetch_add(1, Ordering::Acquire) + 1 < 0 {
-            // a writer is pending: wait for it
+            // a writer holds the lock or waits for readers: queue behind it
             semacquire(&self.reader_sem, false, WaitReason::Semacquire);
         }
         RwLockReadGuard { l: self }
@@ -91,6 +92,7 @@ impl<T: ?Sized> RwLock<T> {
             if c < 0 {
                 return None;
             }
+            // acquire; pairs with write_unlock's release, as in read
             match self.reader_count.compare_exchange_weak(
                 c,
                 c + 1,
@@ -104,14 +106,17 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     fn read_unlock(&self) {
+        // release; pairs with write's AcqRel fetch_sub (a writer that counts us as gone
+        // sees our reads done)
         let r = self.reader_count.fetch_sub(1, Ordering::Release) - 1;
         if r < 0 {
             if r + 1 == 0 || r + 1 == -MAX_READERS {
                 crate::debug::fatal("sync: RUnlock of unlocked RWMutex");
             }
-            // a writer is pending
+            // A writer waits for the readers it counted: we were one of them. The reader
+            // that brings the count to zero wakes it.
+            // acq_rel; pairs with the other departing readers' and write's reader_wait RMWs
             if self.reader_wait.fetch_sub(1, Ordering::AcqRel) - 1 == 0 {
-                // the last reader unblocks the writer
                 semrelease(&self.writer_sem, false);
             }
         }
@@ -119,11 +124,16 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Locks for writing (Go: `Lock`).
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        // First, resolve competition with other writers.
+        // one writer at a time: the others wait on `w`
         self.w.lock();
-        // Announce to readers there is a pending writer.
+        // Make the count negative so that arriving readers queue, and learn how many
+        // readers are inside.
+        // acq_rel; the acquire pairs with the release of readers that left, the release
+        // with the acquire of readers that arrive and see the count negative
         let r = self.reader_count.fetch_sub(MAX_READERS, Ordering::AcqRel);
-        // Wait for active readers.
+        // Wait for those readers unless they all left meanwhile (each one that left after
+        // our fetch_sub took one off reader_wait).
+        // acq_rel; pairs with read_unlock's reader_wait fetch_sub
         if r != 0 && self.reader_wait.fetch_add(r, Ordering::AcqRel) + r != 0 {
             semacquire(&self.writer_sem, false, WaitReason::Semacquire);
         }
@@ -137,7 +147,7 @@ impl<T: ?Sized> RwLock<T> {
         }
         if self
             .reader_count
-            .compare_exchange(0, -MAX_READERS, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(0, -MAX_READERS, Ordering::AcqRel, Ordering::Relaxed) // acq_rel; as write's fetch_sub
             .is_err()
         {
             self.w.unlock();
@@ -147,12 +157,14 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     fn write_unlock(&self) {
-        // Announce to readers there is no active writer.
+        // Make the count non-negative again: readers enter directly from now on. What is
+        // left is the number of readers that queued meanwhile.
+        // release; pairs with the acquire fetch_add/CAS of readers (read, try_read)
         let r = self.reader_count.fetch_add(MAX_READERS, Ordering::Release) + MAX_READERS;
         if r >= MAX_READERS {
             crate::debug::fatal("sync: Unlock of unlocked RWMutex");
         }
-        // Unblock the readers that arrived meanwhile.
+        // wake each reader that queued on reader_sem while we held the lock
         for _ in 0..r {
             semrelease(&self.reader_sem, false);
         }

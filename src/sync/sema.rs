@@ -57,17 +57,29 @@ fn root(addr: usize) -> &'static Root {
     &TABLE[(addr >> 3) % SEM_TAB_SIZE]
 }
 
-/// Takes a unit if there is one (Go: `cansemacquire`). SeqCst: after `semacquire`
-/// counted itself in `nwait` (SeqCst), this load must see a unit that a concurrent
-/// `semrelease` added (SeqCst) before reading `nwait` as zero; an acquire load may read
-/// the stale count and both sides would miss each other (found by the loom model
-/// `sema_handoff_no_lost_wakeup`).
+/// Takes a unit if there is one (Go: sema.go `cansemacquire`).
+///
+/// The no-lost-wake-up argument is a Dekker pair between the two sides, each a store,
+/// a SeqCst fence, then a load of the other side's word:
+/// - `semacquire`: `nwait += 1`, fence, then this function reads the count;
+/// - `semrelease`: count `+= 1`, fence, then it reads `nwait`.
+///
+/// The fences are ordered one way or the other in the single SeqCst order, so the later
+/// side's load sees the earlier side's store: the acquirer finds the unit, or the
+/// releaser finds the waiter and wakes it. If both loads could read the old values, the
+/// acquirer would sleep on a unit nobody will hand it (the loom model
+/// `sema_handoff_no_lost_wakeup` in models.rs deadlocks without the fences).
 pub(crate) fn cansemacquire(sema: &AtomicU32) -> bool {
+    // SeqCst (here and in the CAS): the load half of semacquire's Dekker pair, after its
+    // fence; pairs with semrelease's count add and fence. (With both fences in place the
+    // fences alone close the race and Acquire would do; not weakened yet.)
     let mut v = sema.load(Ordering::SeqCst);
     loop {
         if v == 0 {
             return false;
         }
+        // SeqCst as for the load; taking the unit, its acquire half pairs with
+        // semrelease's count add.
         match sema.compare_exchange_weak(v, v - 1, Ordering::SeqCst, Ordering::SeqCst) {
             Ok(_) => return true,
             Err(cur) => v = cur,
@@ -90,11 +102,17 @@ pub(crate) fn semacquire(sema: &AtomicU32, lifo: bool, reason: WaitReason) {
     };
     loop {
         r.lock.lock();
-        r.nwait.fetch_add(1, Ordering::SeqCst); // seq_cst; pairs with semrelease's check after its add
-                                                // Dekker's pattern with semrelease (count add, then nwait read): the fence makes
-                                                // the StoreLoad order explicit (the loom model checks exactly this sequence).
+        // Count ourselves as a waiter before the re-check, so that a release from now on
+        // takes its slow path and looks in the queue.
+        // SeqCst: the store half of the Dekker pair with semrelease (see cansemacquire);
+        // pairs with semrelease's nwait load after its fence.
+        r.nwait.fetch_add(1, Ordering::SeqCst);
+        // SeqCst fence: orders the nwait add before the count re-check (StoreLoad), against
+        // semrelease's fence between its count add and its nwait load.
         std::sync::atomic::fence(Ordering::SeqCst);
         if cansemacquire(sema) {
+            // SeqCst: not needed (under the root lock; semrelease's unlocked read of a
+            // stale non-zero only costs it the lock): kept as is in this pass.
             r.nwait.fetch_sub(1, Ordering::SeqCst);
             r.lock.unlock();
             return;
@@ -105,7 +123,10 @@ pub(crate) fn semacquire(sema: &AtomicU32, lifo: bool, reason: WaitReason) {
             Some(i) => &mut queues[i].1,
             None => {
                 queues.push((addr, VecDeque::new()));
-                &mut queues.last_mut().expect("just pushed").1
+                match queues.last_mut() {
+                    Some(q) => &mut q.1,
+                    None => crate::throw!("semacquire: queue vanished right after its push"),
+                }
             }
         };
         if lifo {
@@ -123,12 +144,14 @@ pub(crate) fn semacquire(sema: &AtomicU32, lifo: bool, reason: WaitReason) {
             }
             None => {
                 r.lock.unlock();
+                // acquire; pairs with semrelease's release store of the flag
                 while w.futex.load(Ordering::Acquire) == 0 {
                     crate::os::futex::wait(&w.futex, 0, None);
                 }
                 w.futex.store(0, Ordering::Relaxed);
             }
         }
+        // acquire; pairs with semrelease's release store of the ticket (the hand-off)
         if w.ticket.load(Ordering::Acquire) != 0 || cansemacquire(sema) {
             return;
         }
@@ -140,14 +163,21 @@ pub(crate) fn semacquire(sema: &AtomicU32, lifo: bool, reason: WaitReason) {
 pub(crate) fn semrelease(sema: &AtomicU32, handoff: bool) {
     let addr = sema as *const AtomicU32 as usize;
     let r = root(addr);
-    sema.fetch_add(1, Ordering::SeqCst); // seq_cst; pairs with semacquire's nwait increment
-    std::sync::atomic::fence(Ordering::SeqCst); // the other half of the Dekker pattern
-                                                // Easy case: no waiters? This check must happen after the add, to avoid a missed
-                                                // wake-up (see the loop in semacquire).
+    // SeqCst: the store half of the Dekker pair with semacquire (see cansemacquire); pairs
+    // with the count re-check that semacquire makes after its nwait add and fence.
+    sema.fetch_add(1, Ordering::SeqCst);
+    // SeqCst fence: orders the count add before the nwait load below (StoreLoad), against
+    // semacquire's fence between its nwait add and its re-check.
+    std::sync::atomic::fence(Ordering::SeqCst);
+    // Nobody waiting: done without the lock. Reading nwait only after publishing the unit
+    // is what makes this skip safe: a waiter not counted yet will see the unit.
+    // SeqCst: the load half of the Dekker pair; pairs with semacquire's nwait add. (After
+    // the fence Relaxed would do; not weakened yet.)
     if r.nwait.load(Ordering::SeqCst) == 0 {
         return;
     }
     r.lock.lock();
+    // SeqCst: not needed (the root lock orders it after every enqueuer's add): kept.
     if r.nwait.load(Ordering::SeqCst) == 0 {
         r.lock.unlock();
         return;
@@ -162,6 +192,8 @@ pub(crate) fn semrelease(sema: &AtomicU32, handoff: bool) {
         }
     }
     if woken.is_some() {
+        // SeqCst: not needed (under the root lock, and a stale larger count read by
+        // semrelease's fast path only sends it here): kept as is in this pass.
         r.nwait.fetch_sub(1, Ordering::SeqCst);
     }
     r.lock.unlock();
@@ -170,11 +202,12 @@ pub(crate) fn semrelease(sema: &AtomicU32, handoff: bool) {
     let w = unsafe { &*w };
     let gave = handoff && cansemacquire(sema);
     if gave {
-        w.ticket.store(1, Ordering::Release);
+        w.ticket.store(1, Ordering::Release); // release; pairs with semacquire's ticket load
     }
     match w.g {
         Some(g) => crate::sched::park::goready(g),
         None => {
+            // release; pairs with the sleeping thread's acquire load in semacquire
             w.futex.store(1, Ordering::Release);
             crate::os::futex::wake(&w.futex, 1);
         }

@@ -66,7 +66,10 @@ impl WaitGroup {
     /// misuse panics if `add` races with `wait` on a counter of zero.
     pub fn add(&self, delta: isize) {
         let d = (delta as i64 as u64) << 32;
-        let state = self.state.fetch_add(d, Ordering::AcqRel).wrapping_add(d); // acq_rel: done() publishes the goroutine's work to the waiter
+        // acq_rel; the release pairs with wait's acquire load and CAS (done publishes the
+        // goroutine's work to the waiter); the acquire pairs with the earlier adds, so the
+        // last one passes their work on to the waiters it wakes
+        let state = self.state.fetch_add(d, Ordering::AcqRel).wrapping_add(d);
         let v = (state >> 32) as i32;
         let w = state as u32;
         if v < 0 {
@@ -79,10 +82,12 @@ impl WaitGroup {
             return;
         }
         // Counter is 0 and there are waiters: nobody may change the state now.
+        // acquire; pairs with the AcqRel RMWs of a concurrent add or wait, the misuse this
+        // catches (no pair is needed when used right: Relaxed would do)
         if self.state.load(Ordering::Acquire) != state {
             panic!("sync: WaitGroup misuse: Add called concurrently with Wait");
         }
-        self.state.store(0, Ordering::Release);
+        self.state.store(0, Ordering::Release); // release; pairs with the acquire re-check in wait
         for i in 0..w {
             semrelease(&self.sema, false);
             crate::sched::park::preempt_every(i);
@@ -95,18 +100,25 @@ impl WaitGroup {
     }
 
     /// Parks the calling goroutine (or blocks the thread) until the counter is zero.
+    ///
+    /// # Panics
+    /// `sync: WaitGroup is reused before previous Wait has returned` (Go's misuse panic)
+    /// if an `add` restarts the counter before this wait has seen it reach zero.
     pub fn wait(&self) {
         loop {
             let state = self.state.load(Ordering::Acquire); // acquire; pairs with add's release
             if state >> 32 == 0 {
                 return;
             }
+            // acq_rel; pairs with add's fetch_add: the add that brings the counter to zero
+            // after this CAS sees us among the waiters and releases us
             if self
                 .state
                 .compare_exchange(state, state + 1, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
                 semacquire(&self.sema, false, WaitReason::WaitGroupWait);
+                // acquire; pairs with add's release store of 0 before it woke us
                 if self.state.load(Ordering::Acquire) != 0 {
                     panic!("sync: WaitGroup is reused before previous Wait has returned");
                 }

@@ -68,7 +68,16 @@ pub(crate) struct Entry {
 /// One P's timers.
 pub(crate) struct Timers {
     heap: Mutex<Vec<Entry>>,
-    /// Earliest `when` in the heap, 0 if empty (Go: `timer0When`). Written under the lock.
+    /// Earliest `when` in the heap, 0 if empty (Go: `timer0When`). Written under the lock;
+    /// read without it as a hint (a reader that acts on it takes the lock).
+    ///
+    /// Its SeqCst store in `add` is one half of a Dekker pair with the timer M (time/mod.rs
+    /// `idle_timer_wait`): `add_timer` stores `timer0`, then reads `TIMER_M` and
+    /// `TIMER_UNTIL` (`wake_for_timer`); the timer M stores `TIMER_M`/`TIMER_UNTIL`, then
+    /// reads every P's `timer0` (`earliest_timer`). All four are SeqCst, so one of the two
+    /// sees the other: the M's deadline includes the new timer, or the adder sees the M (or
+    /// its stale deadline) and bumps `TIMER_GEN` to make it recompute. Otherwise an M could
+    /// sleep past a timer added meanwhile.
     pub(crate) timer0: AtomicI64,
 }
 
@@ -86,7 +95,10 @@ impl Timers {
         h.push(e);
         let i = h.len() - 1;
         siftup(&mut h, i);
-        self.timer0.store(h[0].when, Ordering::SeqCst); // seq_cst; read by idle Ms computing their sleep
+        // SeqCst: the store half of the Dekker pair with the timer M (see `timer0`); pairs
+        // with earliest_timer's SeqCst loads, and precedes wake_for_timer's TIMER_M and
+        // TIMER_UNTIL loads in add_timer.
+        self.timer0.store(h[0].when, Ordering::SeqCst);
     }
 
     /// Drops stale entries from the top of the heap (a stopped or re-armed `Timer`'s
@@ -100,6 +112,9 @@ impl Timers {
             changed = true;
         }
         if changed {
+            // SeqCst: closes no race (the top only moves later or empties, so a reader with
+            // the old value wakes early and recomputes; no load follows on this side to
+            // pair with). Release would do; kept as the other timer0 stores.
             self.timer0
                 .store(h.first().map_or(0, |e| e.when), Ordering::SeqCst);
         }
@@ -108,6 +123,8 @@ impl Timers {
     /// Takes every entry (when the P is retired).
     pub(crate) fn take_all(&self) -> Vec<Entry> {
         let mut h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+        // SeqCst: closes no race (emptying only makes a stale reader wake early); as in
+        // clean_top, Release would do.
         self.timer0.store(0, Ordering::SeqCst);
         std::mem::take(&mut *h)
     }
@@ -129,6 +146,8 @@ impl Timers {
     /// Removes and returns the entries due at `now` (Go: `runtimer` loop of
     /// `checkTimers`), re-arming periodic ones. Actions run after the lock is dropped.
     pub(crate) fn take_due(&self, now: i64, out: &mut Vec<Entry>) {
+        // SeqCst: closes no race here (a hint: a stale 0 or later value skips timers the
+        // next check runs; the heap is read under its lock). Acquire would do.
         let t0 = self.timer0.load(Ordering::SeqCst);
         if t0 == 0 || t0 > now {
             return;
@@ -147,6 +166,7 @@ impl Timers {
                 period, shared, tx, ..
             } = &e.action
             {
+                // acquire; pairs with the AcqRel seq bump of Timer::stop/arm (time/mod.rs)
                 if *period > 0 && shared.seq.load(Ordering::Acquire) == e.seq && tx.has_receivers()
                 {
                     // re-arm a ticker at its next period after now (Go drops missed ticks)
@@ -170,6 +190,10 @@ impl Timers {
             }
             out.push(e);
         }
+        // SeqCst: closes no race. The new top is an entry the timer M already counted (or
+        // whose `add` bumped TIMER_GEN), or a re-armed ticker later than the due entry it
+        // replaces, which the M's deadline was not after: never earlier than what the M
+        // waits for, so a reader of the old value only wakes early. Release would do.
         self.timer0
             .store(h.first().map_or(0, |e| e.when), Ordering::SeqCst);
     }
@@ -179,6 +203,7 @@ impl Timers {
 fn is_stale(e: &Entry) -> bool {
     match &e.action {
         Action::Wake(_) | Action::Call(_) => false,
+        // acquire; pairs with the AcqRel swap of fire or Timer::stop/arm
         Action::Send { fired: Some(f), .. } => !f.load(Ordering::Acquire),
         Action::Send { tx, .. } => !tx.has_receivers(),
     }
@@ -195,11 +220,13 @@ pub(crate) fn fire(e: Entry) {
             // a Timer's arming: whoever swaps its flag first (this fire or a stop/reset)
             // decides whether the value is sent, so `stop` returning true means no send
             Some(f) => {
+                // acq_rel; pairs with the swap in Timer::stop/arm (one of them sees true)
                 if f.swap(false, Ordering::AcqRel) {
                     let _ = tx.try_send(Instant::now());
                 }
             }
             None => {
+                // acquire; pairs with the AcqRel seq bump of Timer::stop/arm
                 if shared.seq.load(Ordering::Acquire) == e.seq {
                     let _ = tx.try_send(Instant::now());
                 }
@@ -208,10 +235,13 @@ pub(crate) fn fire(e: Entry) {
     }
 }
 
+/// Removes the top entry (the last one takes its place and sifts down). Every caller has
+/// just seen the heap non-empty.
 fn pop(h: &mut Vec<Entry>) -> Entry {
-    let last = h.len() - 1;
-    h.swap(0, last);
-    let e = h.pop().expect("non-empty");
+    if h.is_empty() {
+        crate::throw!("pop: empty timer heap");
+    }
+    let e = h.swap_remove(0);
     if !h.is_empty() {
         siftdown(h, 0);
     }
