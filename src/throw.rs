@@ -11,7 +11,9 @@
 
 use std::fmt;
 #[cfg(not(loom))]
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
+#[cfg(not(loom))]
+use std::sync::OnceLock;
 
 /// Reports an impossible runtime state and ends the process (Go: `throw`).
 /// Usage: `throw!("fn_name: what")`.
@@ -25,10 +27,10 @@ macro_rules! throw {
 /// ends the process. It must not return.
 pub(crate) type FatalHook = fn() -> !;
 
-/// The registered hook, as a `FatalHook` cast to a pointer; null until the runtime starts.
-/// Written once at start-up (release), read by a throwing thread (acquire).
+/// The registered hook; empty until the runtime starts. Set once at start-up, read by a
+/// throwing thread (`OnceLock` orders the two).
 #[cfg(not(loom))]
-static HOOK: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+static HOOK: OnceLock<FatalHook> = OnceLock::new();
 
 /// Throws already under way: a second one (the hook failed, or two threads broke at
 /// once) must not run the hook again.
@@ -36,10 +38,10 @@ static HOOK: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
 static THROWING: AtomicU8 = AtomicU8::new(0);
 
 /// Registers the hook that finishes every later throw. Called once by the runtime's
-/// start-up (`sched::init`); a second registration replaces the first.
+/// start-up (`sched::init`); a later registration is ignored.
 #[cfg(not(loom))]
 pub(crate) fn set_fatal_hook(hook: FatalHook) {
-    HOOK.store(hook as *mut (), Ordering::Release); // release; pairs with the acquire in throw_impl
+    let _ = HOOK.set(hook);
 }
 
 /// Body of [`throw!`].
@@ -51,11 +53,7 @@ pub fn throw_impl(args: fmt::Arguments<'_>) -> ! {
     use std::io::Write as _;
     let _ = std::io::stderr().write_all(format!("fatal error: {args}\n").as_bytes());
     let first = THROWING.fetch_add(1, Ordering::AcqRel) == 0; // only the first throw runs the hook
-    let hook = HOOK.load(Ordering::Acquire); // acquire; pairs with set_fatal_hook's release
-    if first && !hook.is_null() {
-        // SAFETY: HOOK only ever holds a `FatalHook` cast to a pointer (set_fatal_hook),
-        // and fn pointers and data pointers have the same size on every target gort builds for.
-        let hook: FatalHook = unsafe { std::mem::transmute::<*mut (), FatalHook>(hook) };
+    if let (true, Some(hook)) = (first, HOOK.get()) {
         hook()
     }
     std::process::abort()

@@ -12,7 +12,7 @@
 //! `minit` gives every M one if its thread has none.
 
 use crate::stack;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 /// Previous actions for SIGSEGV and SIGBUS, restored for faults that are not ours. Set
@@ -22,8 +22,9 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// What a guard-page fault calls after the first lines of the report, before `_exit(2)`:
 /// the goroutine's lines. It must use only async-signal-safe calls ([`write_raw`],
-/// [`fmt_u64`]). A `fn()` cast to a pointer; set once by `install` before the handler is.
-static REPORT: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+/// [`fmt_u64`]). Set once by `install` before the handler is; `OnceLock::get` is a plain
+/// atomic load, safe in the handler.
+static REPORT: OnceLock<fn()> = OnceLock::new();
 
 const ALTSTACK: usize = 64 * 1024;
 
@@ -33,9 +34,9 @@ pub(crate) fn install(report: fn()) {
     if INSTALLED.swap(true, Ordering::AcqRel) {
         return;
     }
-    REPORT.store(report as *mut (), Ordering::Release); // release; pairs with the acquire in on_fault
-                                                        // SAFETY: plain sigaction calls with valid, zero-initialised structs; PREV is set
-                                                        // before our handler (its only reader) is installed.
+    let _ = REPORT.set(report);
+    // SAFETY: plain sigaction calls with valid, zero-initialised structs; PREV is set
+    // before our handler (its only reader) is installed.
     unsafe {
         let mut old_segv: libc::sigaction = std::mem::zeroed();
         let mut old_bus: libc::sigaction = std::mem::zeroed();
@@ -110,11 +111,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
         write_raw(b"runtime: goroutine stack exceeds ");
         write_raw(fmt_u64(size as u64, &mut buf));
         write_raw(b"-byte limit\nfatal error: stack overflow\n\n");
-        let report = REPORT.load(Ordering::Acquire); // acquire; pairs with install's release
-        if !report.is_null() {
-            // SAFETY: REPORT only holds a `fn()` cast to a pointer (install), and fn
-            // and data pointers have the same size on the targets gort builds for.
-            let report: fn() = unsafe { std::mem::transmute::<*mut (), fn()>(report) };
+        if let Some(report) = REPORT.get() {
             report();
         }
         // SAFETY: _exit is async-signal-safe.

@@ -27,8 +27,8 @@ pub(crate) fn ensure_init() {
             SCHED.allp[i].store(p as *const P as *mut P, Ordering::Release); // release; pairs with the acquire in Sched::p
         }
         // GOMAXPROCS first: pidleput retires Ps at or above it.
-        SCHED.gomaxprocs.store(s.maxprocs as u32, Ordering::Release); // release; readers acquire (gomaxprocs loads)
-                                                                      // Idle list in reverse so that P0 is handed out first.
+        SCHED.gomaxprocs.store(s.maxprocs as u32, Ordering::Release);
+        // Idle list in reverse so that P0 is handed out first.
         for i in (0..s.maxprocs).rev() {
             let Some(p) = SCHED.p(i) else {
                 crate::throw!("schedinit: P {i} missing right after its creation");

@@ -17,7 +17,8 @@
 //! waits for it the same way, bounded there by preemption).
 
 use super::p::{P, P_DEAD, P_IDLE};
-use super::schedt::{lock, Locked, MAX_PROCS, SCHED};
+use super::schedt::{lock, Locked, SCHED};
+use crate::config::MAX_PROCS;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
@@ -72,8 +73,9 @@ pub(crate) fn set_relief(k: usize) {
     procresize(user + k);
 }
 
-/// Makes Ps `0..n` the active ones (Go: `procresize`, without a stop-the-world): revives or creates Ps up to `n`, or retires those at
-/// or above it (idle ones at once, held ones by their M). Called with `RESIZE` held.
+/// Makes Ps `0..n` the active ones (Go: `procresize`, without a stop-the-world): revives
+/// or creates Ps up to `n`, or retires those at or above it (idle ones at once, held ones
+/// by their M). Called with `RESIZE` held.
 fn procresize(n: usize) {
     let old = SCHED.procs();
     if n == old {

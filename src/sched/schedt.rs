@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-pub(crate) use crate::config::MAX_PROCS;
+use crate::config::MAX_PROCS;
 
 /// The state behind `sched.lock`.
 pub(crate) struct Locked {

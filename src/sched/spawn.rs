@@ -449,7 +449,7 @@ pub(crate) fn count_queued(p: Option<&'static P>) {
 /// otherwise (`stats`).
 pub(crate) fn queued() -> u64 {
     let mut n = SCHED.records_queued_nop.load(Ordering::Relaxed) as i64;
-    for p in (0..super::schedt::MAX_PROCS).map_while(|i| SCHED.p(i)) {
+    for p in (0..crate::config::MAX_PROCS).map_while(|i| SCHED.p(i)) {
         n += p.records_queued.load(Ordering::Relaxed) as i64;
         n -= p.records_started.load(Ordering::Relaxed) as i64;
     }

@@ -174,7 +174,7 @@ fn run() {
         did |= woke;
         // every P that exists: a P retired by a GOMAXPROCS decrease may still be held by
         // an M in a blocking call, with goroutines queued behind it
-        let nps = (0..super::schedt::MAX_PROCS)
+        let nps = (0..crate::config::MAX_PROCS)
             .take_while(|&i| SCHED.p(i).is_some())
             .count();
         let r = super::retake::retake(now, nps.max(procs), &mut ticks);
@@ -206,7 +206,7 @@ fn overdue_timers(now: i64, delay: Duration) -> bool {
 /// Whether some P at or above `procs` is still held by an M (it retires at its M's next
 /// scheduling round, which a hog or a blocking-call loop may put off indefinitely).
 fn held_above(procs: usize) -> bool {
-    (procs..super::schedt::MAX_PROCS)
+    (procs..crate::config::MAX_PROCS)
         .map_while(|i| SCHED.p(i))
         .any(|p| p.status.load(Ordering::SeqCst) != super::p::P_DEAD)
 }
@@ -216,7 +216,7 @@ fn held_above(procs: usize) -> bool {
 /// the global queue. Returns whether it moved any.
 fn rescue_above(procs: usize) -> bool {
     let mut gs = Vec::new();
-    for p in (procs..super::schedt::MAX_PROCS).map_while(|i| SCHED.p(i)) {
+    for p in (procs..crate::config::MAX_PROCS).map_while(|i| SCHED.p(i)) {
         if p.status.load(Ordering::SeqCst) != super::p::P_DEAD && !p.runq.is_empty() {
             p.runq.take_all(&mut gs);
         }
