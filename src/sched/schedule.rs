@@ -427,14 +427,15 @@ fn queues(p: &'static P) -> Found {
 /// empty queues (Go: findRunnable, the `2*nmspinning < gomaxprocs-npidle` test).
 fn steal(m: &'static M, p: &'static P) -> Found {
     let procs = SCHED.procs() as u32;
-    // SeqCst loads, though only a heuristic reads them here (a stale count costs one
-    // spinner too many or too few; give_up_p's re-check is what keeps work from being lost)
-    let npidle = SCHED.npidle.load(Ordering::SeqCst);
-    let nmspinning = SCHED.nmspinning.load(Ordering::SeqCst);
-    if !m.is_spinning() && 2 * nmspinning >= procs - npidle.min(procs) {
-        return Found::Next;
-    }
+    // A spinning M keeps spinning; another becomes one only under the cap. SeqCst loads,
+    // though only a heuristic reads them here (a stale count costs one spinner too many
+    // or too few; give_up_p's re-check is what keeps work from being lost).
     if !m.is_spinning() {
+        let npidle = SCHED.npidle.load(Ordering::SeqCst);
+        let nmspinning = SCHED.nmspinning.load(Ordering::SeqCst);
+        if 2 * nmspinning >= procs - npidle.min(procs) {
+            return Found::Next;
+        }
         m.spinning.store(true, Ordering::Relaxed);
         SCHED.nmspinning.fetch_add(1, Ordering::SeqCst); // SeqCst: wakep reads it to decide whether to start a spinner; see give_up_p
     }
